@@ -1,0 +1,81 @@
+"""The Starlette application: ``/graphql`` over HTTP and WebSocket, ``/healthz``, static assets."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from strawberry.asgi import GraphQL
+from tortoise import Tortoise
+
+from cetgql import db
+from cetgql.graphql.context import Context
+from cetgql.graphql.schema import schema
+from cetgql.settings import Settings, configure, get_settings
+
+STATIC_DIR = Path(__file__).parent / "static"
+logger = logging.getLogger("cetgql")
+
+
+class CetGraphQL(GraphQL):
+    """Strawberry's ASGI view with our context and the offline GraphiQL page."""
+
+    async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
+        return Context.from_connection(
+            request, response if isinstance(response, Response) else None
+        )
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        from cetgql.graphql.ide import render_graphiql_page
+
+        return HTMLResponse(render_graphiql_page())
+
+
+async def healthz(request: Request) -> JSONResponse:
+    try:
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
+    except Exception:
+        logger.exception("health check: database unreachable")
+        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "up"})
+
+
+def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Starlette:
+    """Build the app. ``manage_database=False`` when the caller already opened Tortoise."""
+    if settings is not None:
+        configure(settings)
+    settings = get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_database:
+            await db.connect(settings.database_url)
+        try:
+            yield
+        finally:
+            if manage_database:
+                await db.disconnect()
+
+    graphql_app = CetGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        multipart_uploads_enabled=True,
+    )
+    routes: list[Any] = [
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if STATIC_DIR.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+

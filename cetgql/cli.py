@@ -1,0 +1,199 @@
+"""The ``cetgql`` command: serve, demo, migrate, create-admin, import-roster, export-schema."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from cetgql import db
+from cetgql.settings import Settings, configure, get_settings
+
+app = typer.Typer(
+    help="cetgql: GraphQL back end for CET registration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+T = TypeVar("T")
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="CETGQL_DATABASE_URL",
+        help="sqlite://PATH or postgres://USER@HOST:PORT/DB (default: embedded SQLite file).",
+        show_envvar=True,
+    ),
+]
+
+
+def _settings(database_url: str | None, **changes: Any) -> Settings:
+    settings = get_settings()
+    if database_url:
+        changes["database_url"] = database_url
+    settings = settings.with_overrides(**changes) if changes else settings
+    configure(settings)
+    return settings
+
+
+def _run_with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        await db.connect(settings.database_url)
+        try:
+            return await work()
+        finally:
+            await db.disconnect()
+
+    return asyncio.run(runner())
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    import os
+
+    import uvicorn
+
+    # Worker processes read their settings from the environment, so pass ours on.
+    os.environ["CETGQL_DATABASE_URL"] = settings.database_url
+    os.environ["CETGQL_SECRET_KEY"] = settings.secret_key
+    os.environ["CETGQL_DEMO"] = "1" if settings.demo else "0"
+    os.environ.setdefault("CETGQL_PUBLIC_URL", f"http://{host}:{port}")
+    logging.basicConfig(level=settings.log_level)
+    console.print(f"cetgql on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
+    uvicorn.run(
+        "cetgql.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Serve the API (migrate first with `cetgql migrate`)."""
+    _serve(_settings(database_url), host, port, workers)
+
+
+@app.command()
+def migrate(database_url: DatabaseOption = None) -> None:
+    """Apply the database migrations (safe to repeat)."""
+    settings = _settings(database_url)
+    asyncio.run(db.migrate(settings.database_url))
+    console.print("database is up to date")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: DatabaseOption = None,
+    seed_only: Annotated[bool, typer.Option(help="Seed, then exit without serving.")] = False,
+) -> None:
+    """Migrate, seed realistic demo data (idempotent), then serve with GraphiQL."""
+    from cetgql.services import demo as demo_data
+
+    settings = _settings(database_url, demo=True)
+    asyncio.run(db.migrate(settings.database_url))
+    summary = _run_with_database(settings, demo_data.seed)
+    console.print(summary)
+    if not seed_only:
+        _serve(settings, host, port, workers=1)
+
+
+@app.command("create-admin")
+def create_admin(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    email: Annotated[str, typer.Option(help="Sign-in email.")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password."),
+    ],
+    role: Annotated[
+        str, typer.Option(help="SCHOOL_ADMIN, PROVINCE_ADMIN or NATIONAL_ADMIN.")
+    ] = "NATIONAL_ADMIN",
+    school: Annotated[str | None, typer.Option(help="School code, for SCHOOL_ADMIN.")] = None,
+    province: Annotated[
+        str | None, typer.Option(help="Province code, for PROVINCE_ADMIN.")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an administrator account with its role and scope."""
+    from cetgql.models import Role
+    from cetgql.services import accounts
+    from cetgql.services.errors import DomainError, message_for
+
+    settings = _settings(database_url)
+
+    async def work() -> None:
+        try:
+            account = await accounts.create_admin(
+                name=name,
+                email=email,
+                password=password,
+                role=Role(role.upper()),
+                school_code=school,
+                province_code=province,
+            )
+        except DomainError as error:
+            for problem in error.problems:
+                field = ".".join(problem.field or ())
+                console.print(f"[red]{problem.code}[/red] {field} {message_for(problem.code, 'en')}")
+            raise typer.Exit(1) from error
+        console.print(f"created admin {account.email} ({role.upper()})")
+
+    _run_with_database(settings, work)
+
+
+@app.command("import-roster")
+def import_roster(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX file.")],
+    session: Annotated[str, typer.Option(help='Exam session code, e.g. "2026H1".')],
+    photos: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Folder of photos named by the file's photo column."),
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Import a school roster: all rows or none; re-import updates, never duplicates."""
+    from cetgql.services import roster_import
+
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings, lambda: roster_import.import_from_cli(file, session, photos, console)
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = Path(
+        "schema/schema.graphql"
+    ),
+) -> None:
+    """Write the GraphQL SDL that partners build against."""
+    from cetgql.graphql.schema import schema
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(schema.as_str() + "\n", encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

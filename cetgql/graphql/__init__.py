@@ -1,0 +1,1 @@
+"""The GraphQL layer: types, operations, permissions, dataloaders. Rules live in services/."""

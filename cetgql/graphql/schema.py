@@ -1,0 +1,32 @@
+"""The schema: root types merged from one module per concept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from cetgql.graphql.extensions import default_extensions
+from cetgql.graphql.scalars import DateTime
+from cetgql.graphql.types.exams import ExamSessionQueries
+from cetgql.graphql.viewer import ViewerQueries
+
+QUERY_ROOTS: tuple[type, ...] = (ViewerQueries, ExamSessionQueries)
+MUTATION_ROOTS: tuple[type, ...] = ()
+
+Query = merge_types("Query", QUERY_ROOTS)
+
+
+def build_schema() -> strawberry.Schema:
+    mutation = merge_types("Mutation", MUTATION_ROOTS) if MUTATION_ROOTS else None
+    return strawberry.Schema(
+        query=Query,
+        mutation=mutation,
+        config=StrawberryConfig(relay_max_results=100, scalar_map={datetime: DateTime}),
+        extensions=default_extensions(),
+    )
+
+
+schema = build_schema()

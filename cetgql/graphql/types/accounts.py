@@ -1,0 +1,74 @@
+"""The ``Account`` type. Only its owner and national admins can reach an account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from cetgql import models
+from cetgql.services import access, identity
+
+IdType = strawberry.enum(models.IdType, name="IdType", description="Kinds of identity document.")
+Role = strawberry.enum(models.Role, name="Role")
+
+
+async def can_see_account(info: Info, account_id: int) -> bool:
+    viewer = await info.context.viewer()
+    if viewer is None or viewer.must_change_password:
+        return False
+    return viewer.id == account_id or (await access.scope_of(viewer)).national
+
+
+@strawberry.type
+class Account(relay.Node):
+    id: relay.NodeID[int]
+    name: str
+    id_type: IdType  # type: ignore[valid-type]
+    must_change_password: bool
+    model: strawberry.Private[models.Account]
+
+    @classmethod
+    def from_model(cls, account: models.Account) -> Account:
+        return cls(
+            id=account.id,
+            name=account.name,
+            id_type=account.id_type,
+            must_change_password=account.must_change_password,
+            model=account,
+        )
+
+    @strawberry.field(description="The ID number with all but the first and last 4 masked.")
+    def id_number_masked(self) -> str:
+        return identity.mask_id_number(self.model.id_number)
+
+    @strawberry.field(description="The full ID number: only for the owner and admins.")
+    async def id_number(self, info: Info) -> str | None:
+        return self.model.id_number if await can_see_account(info, self.id) else None
+
+    @strawberry.field
+    def phone_masked(self) -> str | None:
+        return identity.mask_phone(self.model.phone)
+
+    @strawberry.field
+    def email_masked(self) -> str | None:
+        return identity.mask_email(self.model.email)
+
+    @strawberry.field
+    async def roles(self) -> list[Role]:  # type: ignore[valid-type]
+        return sorted(await access.roles_of(self.model))
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        wanted = [int(i) for i in node_ids if i.isdigit()]
+        visible = [i for i in wanted if await can_see_account(info, i)]
+        found = {a.id: a for a in await models.Account.filter(id__in=visible)}
+        return [
+            cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None
+            for i in node_ids
+        ]

@@ -1,0 +1,207 @@
+"""Domain errors: one stable code per failure a user can act on, with Chinese and English text.
+
+Services raise :class:`DomainError`; the GraphQL layer turns it into ``userErrors``. The code
+list here is the single source of the ``UserErrorCode`` enum in the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # generic input
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    INVALID_FORMAT = "INVALID_FORMAT"
+    NOT_FOUND = "NOT_FOUND"
+    RATE_LIMITED = "RATE_LIMITED"
+    FORBIDDEN = "FORBIDDEN"
+    # accounts (A1–A7)
+    INVALID_ID_NUMBER = "INVALID_ID_NUMBER"
+    ID_TYPE_NOT_ALLOWED = "ID_TYPE_NOT_ALLOWED"
+    INVALID_NAME = "INVALID_NAME"
+    INVALID_PHONE = "INVALID_PHONE"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    ID_NUMBER_TAKEN = "ID_NUMBER_TAKEN"
+    PHONE_TAKEN = "PHONE_TAKEN"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    SIGN_IN_THROTTLED = "SIGN_IN_THROTTLED"
+    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
+    PASSWORD_CHANGE_REQUIRED = "PASSWORD_CHANGE_REQUIRED"
+    WRONG_PASSWORD = "WRONG_PASSWORD"
+    SAME_PASSWORD = "SAME_PASSWORD"
+    NO_CONTACT_FOR_CHANNEL = "NO_CONTACT_FOR_CHANNEL"
+    INVALID_CODE = "INVALID_CODE"
+    CODE_EXPIRED = "CODE_EXPIRED"
+    CODE_ATTEMPTS_EXCEEDED = "CODE_ATTEMPTS_EXCEEDED"
+    APPEAL_ALREADY_REVIEWED = "APPEAL_ALREADY_REVIEWED"
+    APPEAL_IDENTITY_MISMATCH = "APPEAL_IDENTITY_MISMATCH"
+    # qualification (Q1–Q2) and roster
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    QUALIFICATION_FAILED = "QUALIFICATION_FAILED"
+    IDENTITY_NOT_ACCOUNT_HOLDER = "IDENTITY_NOT_ACCOUNT_HOLDER"
+    NOT_QUALIFIED = "NOT_QUALIFIED"
+    ALREADY_CONFIRMED = "ALREADY_CONFIRMED"
+    ROSTER_INVALID = "ROSTER_INVALID"
+    UNSUPPORTED_FILE = "UNSUPPORTED_FILE"
+    OUT_OF_SCOPE = "OUT_OF_SCOPE"
+
+
+_MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.REQUIRED: ("此项为必填项。", "This field is required."),
+    ErrorCode.TOO_LONG: ("内容过长。", "The value is too long."),
+    ErrorCode.INVALID_FORMAT: ("格式不正确。", "The value is not in the expected format."),
+    ErrorCode.NOT_FOUND: ("未找到该对象。", "Nothing was found with that id."),
+    ErrorCode.RATE_LIMITED: (
+        "操作过于频繁，请稍后再试。",
+        "Too many attempts; please try again later.",
+    ),
+    ErrorCode.FORBIDDEN: ("您无权进行此操作。", "You are not allowed to do this."),
+    ErrorCode.INVALID_ID_NUMBER: (
+        "证件号码不正确，请核对后重新输入。",
+        "The ID number is not valid; please check it.",
+    ),
+    ErrorCode.ID_TYPE_NOT_ALLOWED: (
+        "不支持该证件类型。",
+        "This ID type cannot be used here.",
+    ),
+    ErrorCode.INVALID_NAME: (
+        "姓名不正确，请按证件上的姓名填写。",
+        "The name is not valid; enter it as on your ID.",
+    ),
+    ErrorCode.INVALID_PHONE: ("手机号码格式不正确。", "The mobile number is not valid."),
+    ErrorCode.INVALID_EMAIL: ("电子邮箱格式不正确。", "The email address is not valid."),
+    ErrorCode.WEAK_PASSWORD: (
+        "密码至少 8 位，且须同时包含字母、数字和符号。",
+        "The password needs at least 8 characters with letters, digits and a symbol.",
+    ),
+    ErrorCode.ID_NUMBER_TAKEN: (
+        "该证件号码已注册，请直接登录或重置密码。",
+        "This ID number already has an account; sign in or reset the password.",
+    ),
+    ErrorCode.PHONE_TAKEN: (
+        "该手机号码已被其他账号使用，可提交信息占用申诉。",
+        "This mobile number is used by another account; you may file an appeal.",
+    ),
+    ErrorCode.EMAIL_TAKEN: (
+        "该电子邮箱已被其他账号使用。",
+        "This email address is used by another account.",
+    ),
+    ErrorCode.INVALID_CREDENTIALS: (
+        "账号或密码错误。",
+        "The account or password is wrong.",
+    ),
+    ErrorCode.SIGN_IN_THROTTLED: (
+        "登录失败次数过多，请稍后再试。",
+        "Too many failed sign-ins; please wait before trying again.",
+    ),
+    ErrorCode.ACCOUNT_LOCKED: (
+        "登录失败次数过多，账号已临时锁定，请稍后再试或重置密码。",
+        "Too many failed sign-ins: the account is locked for a while; try later or reset "
+        "the password.",
+    ),
+    ErrorCode.PASSWORD_CHANGE_REQUIRED: (
+        "请先修改初始密码。",
+        "Please change your initial password first.",
+    ),
+    ErrorCode.WRONG_PASSWORD: ("当前密码不正确。", "The current password is wrong."),
+    ErrorCode.SAME_PASSWORD: (
+        "新密码不能与当前密码相同。",
+        "The new password must differ from the current one.",
+    ),
+    ErrorCode.NO_CONTACT_FOR_CHANNEL: (
+        "该账号未登记此联系方式。",
+        "The account has no contact of this kind registered.",
+    ),
+    ErrorCode.INVALID_CODE: ("验证码不正确。", "The verification code is wrong."),
+    ErrorCode.CODE_EXPIRED: (
+        "验证码已失效，请重新获取。",
+        "The verification code has expired; request a new one.",
+    ),
+    ErrorCode.CODE_ATTEMPTS_EXCEEDED: (
+        "验证码错误次数过多，请重新获取。",
+        "Too many wrong codes; request a new one.",
+    ),
+    ErrorCode.APPEAL_ALREADY_REVIEWED: (
+        "该申诉已处理。",
+        "This appeal has already been reviewed.",
+    ),
+    ErrorCode.APPEAL_IDENTITY_MISMATCH: (
+        "未找到与所填身份信息一致的账号。",
+        "No account matches the identity details given.",
+    ),
+    ErrorCode.SESSION_NOT_FOUND: ("考次不存在。", "There is no such exam session."),
+    ErrorCode.QUALIFICATION_FAILED: (
+        "资格验证未通过。请检查姓名、证件类型、证件号码是否正确；"
+        "确认无误后仍无法通过，请联系您所在学校的相关部门。",
+        "The qualification check failed. Check your name, ID type and ID number; if they are "
+        "right, contact your school.",
+    ),
+    ErrorCode.IDENTITY_NOT_ACCOUNT_HOLDER: (
+        "所填身份信息与当前账号的注册信息不一致。",
+        "The identity entered differs from this account's registered identity.",
+    ),
+    ErrorCode.NOT_QUALIFIED: (
+        "请先完成资格验证。",
+        "Please pass the qualification check first.",
+    ),
+    ErrorCode.ALREADY_CONFIRMED: (
+        "信息已确认。",
+        "The information has already been confirmed.",
+    ),
+    ErrorCode.ROSTER_INVALID: (
+        "学籍文件有错误，未导入任何记录。",
+        "The roster file has errors; nothing was imported.",
+    ),
+    ErrorCode.UNSUPPORTED_FILE: (
+        "不支持的文件格式，请上传 CSV 或 XLSX 文件。",
+        "Unsupported file; upload CSV or XLSX.",
+    ),
+    ErrorCode.OUT_OF_SCOPE: (
+        "超出您的管理范围。",
+        "This is outside the scope you administer.",
+    ),
+}
+
+
+def message_for(code: ErrorCode, language: str = "zh") -> str:
+    zh, en = _MESSAGES[code]
+    return en if language == "en" else zh
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: a code, the input path it concerns, and detail text."""
+
+    code: ErrorCode
+    field: tuple[str, ...] | None = None
+    detail: str | None = None  # appended to the standard message, e.g. a line number
+    retry_after: int | None = None  # seconds, for RATE_LIMITED-like codes
+
+
+class DomainError(Exception):
+    """A business failure the caller can act on; carries one or more :class:`Problem`."""
+
+    def __init__(self, problems: Problem | Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = (
+            (problems,) if isinstance(problems, Problem) else tuple(problems)
+        )
+        super().__init__(", ".join(p.code.value for p in self.problems))
+
+    @classmethod
+    def of(
+        cls,
+        code: ErrorCode,
+        *field: str,
+        detail: str | None = None,
+        retry_after: int | None = None,
+    ) -> DomainError:
+        return cls(Problem(code, tuple(field) or None, detail, retry_after))
+
+
+assert set(_MESSAGES) == set(ErrorCode), "every error code needs its messages"

@@ -1,0 +1,76 @@
+"""Sliding-window rate limits kept in the database, so all server processes share the counts.
+
+A limit is a bucket name, a number of hits and a window. ``hit`` records an attempt and raises
+``RATE_LIMITED`` with the seconds until the oldest counted hit leaves the window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cetgql.models import RateLimitHit
+from cetgql.services import clock
+from cetgql.services.errors import DomainError, ErrorCode
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    hits: int
+    window: timedelta
+
+
+QUALIFICATION_PER_ACCOUNT = Limit("qualification:account", 10, timedelta(hours=1))
+QUALIFICATION_PER_ADDRESS = Limit("qualification:address", 60, timedelta(hours=1))
+SIGN_IN_PER_ADDRESS = Limit("sign-in:address", 50, timedelta(minutes=15))
+CODE_PER_DESTINATION = Limit("code:destination", 5, timedelta(hours=1))
+CODE_PER_ADDRESS = Limit("code:address", 30, timedelta(hours=1))
+CODE_RESEND_GAP = Limit("code:resend", 1, timedelta(seconds=60))
+APPEAL_PER_ADDRESS = Limit("appeal:address", 5, timedelta(hours=1))
+
+
+def _bucket(limit: Limit, key: str) -> str:
+    return f"{limit.name}:{key}"[:160]
+
+
+async def retry_after(limit: Limit, key: str) -> int | None:
+    """Seconds until one more hit is allowed, or None when it is allowed now."""
+    since = clock.now() - limit.window
+    hits = (
+        await RateLimitHit.filter(bucket=_bucket(limit, key), at__gt=since)
+        .order_by("-at")
+        .limit(limit.hits)
+        .values_list("at", flat=True)
+    )
+    if len(hits) < limit.hits:
+        return None
+    oldest_counted = min(hits)
+    return max(1, math.ceil((oldest_counted + limit.window - clock.now()).total_seconds()))
+
+
+async def check(limit: Limit, key: str, *, field: str | None = None) -> None:
+    """Raise RATE_LIMITED if the bucket is full; does not count a hit."""
+    wait = await retry_after(limit, key)
+    if wait is not None:
+        raise DomainError.of(
+            ErrorCode.RATE_LIMITED,
+            *((field,) if field else ()),
+            retry_after=wait,
+        )
+
+
+async def record(limit: Limit, key: str) -> None:
+    await RateLimitHit.create(bucket=_bucket(limit, key), at=clock.now())
+
+
+async def hit(limit: Limit, key: str, *, field: str | None = None) -> None:
+    """Check the bucket, then count this attempt."""
+    await check(limit, key, field=field)
+    await record(limit, key)
+
+
+async def prune() -> int:
+    """Delete hits older than the longest window (periodic housekeeping)."""
+    return await RateLimitHit.filter(at__lt=clock.now() - timedelta(days=1)).delete()
