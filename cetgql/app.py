@@ -77,5 +77,3 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     return Starlette(routes=routes, lifespan=lifespan)
-
-

@@ -125,9 +125,7 @@ def create_admin(
         str, typer.Option(help="SCHOOL_ADMIN, PROVINCE_ADMIN or NATIONAL_ADMIN.")
     ] = "NATIONAL_ADMIN",
     school: Annotated[str | None, typer.Option(help="School code, for SCHOOL_ADMIN.")] = None,
-    province: Annotated[
-        str | None, typer.Option(help="Province code, for PROVINCE_ADMIN.")
-    ] = None,
+    province: Annotated[str | None, typer.Option(help="Province code, for PROVINCE_ADMIN.")] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an administrator account with its role and scope."""
@@ -150,7 +148,8 @@ def create_admin(
         except DomainError as error:
             for problem in error.problems:
                 field = ".".join(problem.field or ())
-                console.print(f"[red]{problem.code}[/red] {field} {message_for(problem.code, 'en')}")
+                text = message_for(problem.code, "en")
+                console.print(f"[red]{problem.code}[/red] {field} {text}")
             raise typer.Exit(1) from error
         console.print(f"created admin {account.email} ({role.upper()})")
 

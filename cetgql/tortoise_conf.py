@@ -1,4 +1,7 @@
-"""Entry for Tortoise's own CLI: ``tortoise -c cetgql.tortoise_conf.TORTOISE_ORM makemigrations``."""
+"""Entry for Tortoise's own CLI.
+
+``tortoise -c cetgql.tortoise_conf.TORTOISE_ORM makemigrations`` writes a new migration.
+"""
 
 from cetgql.db import tortoise_config
 from cetgql.settings import get_settings

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from strawberry.permission import BasePermission
 from strawberry.types import Info
@@ -16,7 +16,7 @@ class IsAuthenticated(BasePermission):
     """Signed in, and not holding an initial password that must be changed first (S11)."""
 
     message = "Authentication required: send 'Authorization: Bearer <token>' from signIn."
-    error_extensions: ClassVar[dict[str, Any]] = {"code": "UNAUTHENTICATED"}
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012
 
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         viewer = await info.context.viewer()
@@ -33,7 +33,7 @@ class IsSignedIn(BasePermission):
     """Signed in, even with a password still to change: for changePassword and signOut."""
 
     message = IsAuthenticated.message
-    error_extensions: ClassVar[dict[str, Any]] = {"code": "UNAUTHENTICATED"}
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012
 
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return await info.context.viewer() is not None
@@ -42,7 +42,7 @@ class IsSignedIn(BasePermission):
 def _has_any_role(roles: tuple[Role, ...]) -> type[BasePermission]:
     class HasRole(BasePermission):
         message = "Permission denied: this needs the role " + " or ".join(r.value for r in roles)
-        error_extensions: ClassVar[dict[str, Any]] = {"code": "FORBIDDEN"}
+        error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012
 
         async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
             viewer = await info.context.viewer()

@@ -16,25 +16,47 @@ from cetgql.models.exams import ExamSession, SessionSubject, Subject, SubjectKin
 from cetgql.models.geography import Campus, Province, School
 from cetgql.models.outbox import OutboxMessage
 from cetgql.models.rate_limits import RateLimitHit
+from cetgql.models.registration import (
+    Cet6Review,
+    Fee,
+    OralCenter,
+    Order,
+    OrderStatus,
+    Registration,
+    RegistrationStatus,
+    RegistrationWindow,
+    ReviewStatus,
+)
 from cetgql.models.roster import Qualification, RosterRecord
+from cetgql.models.scores import ScoreRecord
 
 __all__ = [
     "Account",
     "AuditEvent",
     "AuthSession",
     "Campus",
+    "Cet6Review",
     "ExamSession",
+    "Fee",
     "IdType",
+    "OralCenter",
+    "Order",
+    "OrderStatus",
     "OutboxMessage",
     "PhoneAppeal",
     "PhoneAppealStatus",
     "Province",
     "Qualification",
     "RateLimitHit",
+    "Registration",
+    "RegistrationStatus",
+    "RegistrationWindow",
+    "ReviewStatus",
     "Role",
     "RoleGrant",
     "RosterRecord",
     "School",
+    "ScoreRecord",
     "SessionSubject",
     "Subject",
     "SubjectKind",

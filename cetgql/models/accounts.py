@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from cetgql.models.geography import Province, School
 
 
 class IdType(StrEnum):
@@ -26,7 +30,7 @@ class Role(StrEnum):
 
 
 class VerificationPurpose(StrEnum):
-    RESET_PASSWORD = "RESET_PASSWORD"
+    RESET_PASSWORD = "RESET_PASSWORD"  # noqa: S105 - a purpose, not a secret
     CHANGE_PHONE = "CHANGE_PHONE"
     CHANGE_EMAIL = "CHANGE_EMAIL"
     PHONE_APPEAL = "PHONE_APPEAL"
@@ -71,10 +75,10 @@ class RoleGrant(Model):
         "cetgql.Account", related_name="grants", on_delete=fields.CASCADE
     )
     role = fields.CharEnumField(Role, max_length=20)
-    province = fields.ForeignKeyField(
+    province: fields.ForeignKeyNullableRelation[Province] = fields.ForeignKeyField(
         "cetgql.Province", related_name=False, null=True, on_delete=fields.CASCADE
     )
-    school = fields.ForeignKeyField(
+    school: fields.ForeignKeyNullableRelation[School] = fields.ForeignKeyField(
         "cetgql.School", related_name=False, null=True, on_delete=fields.CASCADE
     )
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -108,7 +112,7 @@ class VerificationCode(Model):
     purpose = fields.CharEnumField(VerificationPurpose, max_length=20)
     channel = fields.CharField(max_length=8)  # "SMS" | "EMAIL"
     destination = fields.CharField(max_length=254, db_index=True)
-    account = fields.ForeignKeyField(
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "cetgql.Account", related_name=False, null=True, on_delete=fields.CASCADE
     )
     code_hash = fields.CharField(max_length=64)
@@ -137,7 +141,7 @@ class PhoneAppeal(Model):
     status = fields.CharEnumField(
         PhoneAppealStatus, max_length=10, default=PhoneAppealStatus.PENDING
     )
-    reviewer = fields.ForeignKeyField(
+    reviewer: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "cetgql.Account", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     review_note = fields.TextField(null=True)

@@ -41,7 +41,7 @@ class ExamSession(Model):
 
     class Meta:
         table = "exam_session"
-        ordering = ["-year", "-half"]
+        ordering = ("-year", "-half")
 
 
 class SessionSubject(Model):

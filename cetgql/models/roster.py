@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
 
 from cetgql.models.accounts import IdType
+
+if TYPE_CHECKING:
+    from cetgql.models.accounts import Account
+    from cetgql.models.exams import ExamSession
+    from cetgql.models.geography import Campus, School
 
 
 class RosterRecord(Model):
     """One student as their school uploaded them for one exam session."""
 
     id = fields.BigIntField(primary_key=True)
-    session = fields.ForeignKeyField(
+    session: fields.ForeignKeyRelation[ExamSession] = fields.ForeignKeyField(
         "cetgql.ExamSession", related_name="roster", on_delete=fields.CASCADE
     )
-    school = fields.ForeignKeyField(
+    school: fields.ForeignKeyRelation[School] = fields.ForeignKeyField(
         "cetgql.School", related_name="roster", on_delete=fields.CASCADE
     )
-    campus = fields.ForeignKeyField(
+    campus: fields.ForeignKeyRelation[Campus] = fields.ForeignKeyField(
         "cetgql.Campus", related_name="roster", on_delete=fields.RESTRICT
     )
     name = fields.CharField(max_length=64)
@@ -33,7 +40,8 @@ class RosterRecord(Model):
     education_level = fields.CharField(max_length=16, default="")  # 本科, 专科, 研究生
     photo = fields.BinaryField(null=True)
     photo_type = fields.CharField(max_length=32, default="")
-    eligible_subjects = fields.JSONField(default=list)  # subject codes the school allows
+    # The subject codes the school allows this student.
+    eligible_subjects: fields.JSONField[list[str]] = fields.JSONField(default=list)
     restrictions = fields.CharField(max_length=255, default="")  # free text shown to the student
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -46,13 +54,13 @@ class Qualification(Model):
     """A candidate's successful roster match for a session, and whether they confirmed it."""
 
     id = fields.BigIntField(primary_key=True)
-    account = fields.ForeignKeyField(
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "cetgql.Account", related_name="qualifications", on_delete=fields.CASCADE
     )
-    session = fields.ForeignKeyField(
+    session: fields.ForeignKeyRelation[ExamSession] = fields.ForeignKeyField(
         "cetgql.ExamSession", related_name="qualifications", on_delete=fields.CASCADE
     )
-    roster_record = fields.ForeignKeyField(
+    roster_record: fields.ForeignKeyRelation[RosterRecord] = fields.ForeignKeyField(
         "cetgql.RosterRecord", related_name="qualifications", on_delete=fields.CASCADE
     )
     verified_at = fields.DatetimeField()

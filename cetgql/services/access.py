@@ -23,9 +23,7 @@ class Scope:
 
     def covers_school(self, school: School) -> bool:
         return (
-            self.national
-            or school.id in self.school_ids
-            or school.province_id in self.province_ids  # type: ignore[attr-defined]
+            self.national or school.id in self.school_ids or school.province_id in self.province_ids  # type: ignore[attr-defined]
         )
 
     def covers_province(self, province_id: int) -> bool:

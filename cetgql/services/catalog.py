@@ -121,7 +121,11 @@ async def ensure_session(code: str) -> ExamSession:
     await SessionSubject.bulk_create(
         [
             SessionSubject(
-                session=session, subject=subjects[subject_code], slot=slot, starts_at=start, ends_at=end
+                session=session,
+                subject=subjects[subject_code],
+                slot=slot,
+                starts_at=start,
+                ends_at=end,
             )
             for subject_code, (slot, start, end) in default_timetable(year, half).items()
         ]

@@ -83,7 +83,7 @@ def validate_name(name: str, *, field: str = "name") -> str:
         raise DomainError.of(ErrorCode.TOO_LONG, field)
     for char in cleaned:
         category = unicodedata.category(char)
-        if category[0] in {"C", "N", "S"} and char != "\u00b7" or char in "<>\"'&;":
+        if (category[0] in {"C", "N", "S"} and char != "\u00b7") or char in "<>\"'&;":
             raise DomainError.of(ErrorCode.INVALID_NAME, field)
     return cleaned
 

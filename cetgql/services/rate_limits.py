@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from cetgql.models import RateLimitHit
 from cetgql.services import clock
@@ -46,7 +47,7 @@ async def retry_after(limit: Limit, key: str) -> int | None:
     )
     if len(hits) < limit.hits:
         return None
-    oldest_counted = min(hits)
+    oldest_counted = cast(datetime, min(hits))
     return max(1, math.ceil((oldest_counted + limit.window - clock.now()).total_seconds()))
 
 

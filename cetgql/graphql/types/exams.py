@@ -45,7 +45,11 @@ class ExamSession(relay.Node):
     @classmethod
     def from_model(cls, session: models.ExamSession) -> ExamSession:
         return cls(
-            id=session.id, code=session.code, name=session.name, year=session.year, half=session.half
+            id=session.id,
+            code=session.code,
+            name=session.name,
+            year=session.year,
+            half=session.half,
         )
 
     @strawberry.field(description="The subjects offered in this session and when they sit.")

@@ -3,6 +3,7 @@ from tortoise.migrations import operations as ops
 import functools
 from cetgql.models.accounts import IdType, PhoneAppealStatus, Role, VerificationPurpose
 from cetgql.models.exams import SubjectKind
+from cetgql.models.registration import OrderStatus, RegistrationStatus, ReviewStatus
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -121,6 +122,21 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='OralCenter',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name='oral_centers', on_delete=OnDelete.CASCADE)),
+                ('province', fields.ForeignKeyField('cetgql.Province', source_field='province_id', db_constraint=True, to_field='id', related_name='oral_centers', on_delete=OnDelete.CASCADE)),
+                ('code', fields.CharField(max_length=6)),
+                ('name', fields.CharField(max_length=128)),
+                ('address', fields.CharField(default='', max_length=255)),
+                ('capacity', fields.IntField()),
+                ('subject_codes', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+            ],
+            options={'table': 'oral_center', 'app': 'cetgql', 'unique_together': (('session', 'code'),), 'pk_attr': 'id', 'table_description': 'An oral test centre of a province with a fixed number of seats (S3).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='RateLimitHit',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -151,6 +167,58 @@ class Migration(migrations.Migration):
                 ('address', fields.CharField(default='', max_length=255)),
             ],
             options={'table': 'campus', 'app': 'cetgql', 'unique_together': (('school', 'code'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Cet6Review',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('account', fields.ForeignKeyField('cetgql.Account', source_field='account_id', db_constraint=True, to_field='id', related_name='cet6_reviews', on_delete=OnDelete.CASCADE)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('school', fields.ForeignKeyField('cetgql.School', source_field='school_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('cet4_ticket_number', fields.CharField(max_length=15)),
+                ('status', fields.CharEnumField(description='APPROVED: APPROVED\nPENDING: PENDING\nREJECTED: REJECTED', enum_type=ReviewStatus, max_length=10)),
+                ('reason', fields.CharField(max_length=32)),
+                ('reviewer', fields.ForeignKeyField('cetgql.Account', source_field='reviewer_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
+                ('note', fields.TextField(null=True, unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('decided_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'cet6_review', 'app': 'cetgql', 'pk_attr': 'id', 'table_description': "A candidate's request to sit CET6 on the strength of an earlier CET4 score (S4)."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Order',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('number', fields.CharField(unique=True, max_length=32)),
+                ('account', fields.ForeignKeyField('cetgql.Account', source_field='account_id', db_constraint=True, to_field='id', related_name='orders', on_delete=OnDelete.CASCADE)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name='orders', on_delete=OnDelete.RESTRICT)),
+                ('province', fields.ForeignKeyField('cetgql.Province', source_field='province_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharEnumField(description='WRITTEN: WRITTEN\nORAL: ORAL', enum_type=SubjectKind, max_length=8)),
+                ('status', fields.CharEnumField(default=OrderStatus.PENDING_PAYMENT, description='PENDING_PAYMENT: PENDING_PAYMENT\nPAID: PAID\nLAPSED: LAPSED\nCANCELLED: CANCELLED', enum_type=OrderStatus, max_length=16)),
+                ('amount_fen', fields.IntField()),
+                ('group_paid_by', fields.ForeignKeyField('cetgql.School', source_field='group_paid_by_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('expires_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'registration_order', 'app': 'cetgql', 'indexes': [Index(fields=['account', 'session']), Index(fields=['status', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'What a candidate pays in one go: the written or the oral choices of one selection (S7).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='RegistrationWindow',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name='windows', on_delete=OnDelete.CASCADE)),
+                ('province', fields.ForeignKeyField('cetgql.Province', source_field='province_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('school', fields.ForeignKeyField('cetgql.School', source_field='school_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('kind', fields.CharEnumField(description='WRITTEN: WRITTEN\nORAL: ORAL', enum_type=SubjectKind, max_length=8)),
+                ('opens_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('closes_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'registration_window', 'app': 'cetgql', 'unique_together': (('session', 'province', 'school', 'kind'),), 'pk_attr': 'id', 'table_description': 'When a province (or one of its schools, which then wins) lets candidates register.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -221,6 +289,41 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='Fee',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('province', fields.ForeignKeyField('cetgql.Province', source_field='province_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('subject', fields.ForeignKeyField('cetgql.Subject', source_field='subject_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('amount_fen', fields.IntField()),
+            ],
+            options={'table': 'fee', 'app': 'cetgql', 'unique_together': (('session', 'province', 'subject'),), 'pk_attr': 'id', 'table_description': 'The fee of a subject in a province (P5), in fen.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ScoreRecord',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('ticket_number', fields.CharField(unique=True, max_length=15)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('subject', fields.ForeignKeyField('cetgql.Subject', source_field='subject_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('name', fields.CharField(max_length=64)),
+                ('name_key', fields.CharField(max_length=64)),
+                ('id_type', fields.CharEnumField(description='RESIDENT_ID: RESIDENT_ID\nHK_MACAO_PERMIT: HK_MACAO_PERMIT\nTAIWAN_PERMIT: TAIWAN_PERMIT\nHK_MACAO_RESIDENCE: HK_MACAO_RESIDENCE\nTAIWAN_RESIDENCE: TAIWAN_RESIDENCE\nPASSPORT: PASSPORT\nSTAFF: STAFF', enum_type=IdType, max_length=24)),
+                ('id_number', fields.CharField(db_index=True, max_length=32)),
+                ('total', fields.DecimalField(null=True, max_digits=5, decimal_places=1)),
+                ('listening', fields.DecimalField(null=True, max_digits=5, decimal_places=1)),
+                ('reading', fields.DecimalField(null=True, max_digits=5, decimal_places=1)),
+                ('writing_translation', fields.DecimalField(null=True, max_digits=5, decimal_places=1)),
+                ('oral_grade', fields.CharField(null=True, max_length=4)),
+                ('absent', fields.BooleanField(default=False)),
+                ('violation', fields.BooleanField(default=False)),
+                ('imported_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'score_record', 'app': 'cetgql', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='SessionSubject',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -231,6 +334,27 @@ class Migration(migrations.Migration):
                 ('ends_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'session_subject', 'app': 'cetgql', 'unique_together': (('session', 'subject'),), 'pk_attr': 'id', 'table_description': 'A subject offered in a session, with its sitting time and slot (S1).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Registration',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('account', fields.ForeignKeyField('cetgql.Account', source_field='account_id', db_constraint=True, to_field='id', related_name='registrations', on_delete=OnDelete.CASCADE)),
+                ('session', fields.ForeignKeyField('cetgql.ExamSession', source_field='session_id', db_constraint=True, to_field='id', related_name='registrations', on_delete=OnDelete.RESTRICT)),
+                ('offering', fields.ForeignKeyField('cetgql.SessionSubject', source_field='offering_id', db_constraint=True, to_field='id', related_name='registrations', on_delete=OnDelete.RESTRICT)),
+                ('order', fields.ForeignKeyField('cetgql.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='registrations', on_delete=OnDelete.CASCADE)),
+                ('status', fields.CharEnumField(default=RegistrationStatus.PENDING_PAYMENT, description='PENDING_PAYMENT: PENDING_PAYMENT\nPAID: PAID\nLAPSED: LAPSED\nCANCELLED: CANCELLED', enum_type=RegistrationStatus, max_length=16)),
+                ('school', fields.ForeignKeyField('cetgql.School', source_field='school_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('campus', fields.ForeignKeyField('cetgql.Campus', source_field='campus_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('oral_center', fields.ForeignKeyField('cetgql.OralCenter', source_field='oral_center_id', null=True, db_constraint=True, to_field='id', related_name='registrations', on_delete=OnDelete.RESTRICT)),
+                ('active_key', fields.CharField(null=True, unique=True, max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'registration', 'app': 'cetgql', 'indexes': [Index(fields=['account', 'session']), Index(fields=['oral_center', 'status', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'One chosen subject. ``active_key`` is set while the choice holds its place, so a'},
             bases=['Model'],
         ),
         ops.CreateModel(
