@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from cetgql.graphql.loaders import Loaders
 from cetgql.models import Account
 from cetgql.services import sessions
 
@@ -38,6 +39,7 @@ class Context:
     language: str
     client_address: str
     user_agent: str
+    loaders: Loaders = field(default_factory=Loaders, repr=False)
     _viewer: Any = field(default=_UNSET, repr=False)
 
     async def viewer(self) -> Account | None:

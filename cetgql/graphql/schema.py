@@ -8,13 +8,25 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from cetgql.graphql.accounts import AccountMutations
+from cetgql.graphql.admin_accounts import AdminAccountMutations, AdminAccountQueries
 from cetgql.graphql.extensions import default_extensions
 from cetgql.graphql.scalars import DateTime
+from cetgql.graphql.registration import RegistrationMutations, RegistrationQueries
 from cetgql.graphql.types.exams import ExamSessionQueries
 from cetgql.graphql.viewer import ViewerQueries
 
-QUERY_ROOTS: tuple[type, ...] = (ViewerQueries, ExamSessionQueries)
-MUTATION_ROOTS: tuple[type, ...] = ()
+QUERY_ROOTS: tuple[type, ...] = (
+    ViewerQueries,
+    ExamSessionQueries,
+    RegistrationQueries,
+    AdminAccountQueries,
+)
+MUTATION_ROOTS: tuple[type, ...] = (
+    RegistrationMutations,
+    AccountMutations,
+    AdminAccountMutations,
+)
 
 Query = merge_types("Query", QUERY_ROOTS)
 

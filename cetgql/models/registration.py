@@ -129,7 +129,7 @@ class Order(Model):
 
     class Meta:
         table = "registration_order"
-        indexes = (("account", "session"), ("status", "expires_at"))
+        indexes = (("account_id", "session_id"), ("status", "expires_at"))
 
 
 class Registration(Model):
@@ -169,7 +169,7 @@ class Registration(Model):
 
     class Meta:
         table = "registration"
-        indexes = (("account", "session"), ("oral_center", "status", "expires_at"))
+        indexes = (("account_id", "session_id"), ("oral_center_id", "status", "expires_at"))
 
 
 class Cet6Review(Model):

@@ -50,6 +50,34 @@ class ErrorCode(StrEnum):
     ROSTER_INVALID = "ROSTER_INVALID"
     UNSUPPORTED_FILE = "UNSUPPORTED_FILE"
     OUT_OF_SCOPE = "OUT_OF_SCOPE"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    EMPTY_FILE = "EMPTY_FILE"
+    MISSING_COLUMN = "MISSING_COLUMN"
+    UNKNOWN_SCHOOL = "UNKNOWN_SCHOOL"
+    UNKNOWN_CAMPUS = "UNKNOWN_CAMPUS"
+    UNKNOWN_SUBJECT = "UNKNOWN_SUBJECT"
+    DUPLICATE_IN_FILE = "DUPLICATE_IN_FILE"
+    HELD_BY_ANOTHER_SCHOOL = "HELD_BY_ANOTHER_SCHOOL"
+    PHOTO_NOT_FOUND = "PHOTO_NOT_FOUND"
+    PHOTO_INVALID = "PHOTO_INVALID"
+    PHOTO_TOO_LARGE = "PHOTO_TOO_LARGE"
+    ROSTER_RECORD_IN_USE = "ROSTER_RECORD_IN_USE"
+    ID_NUMBER_IN_ROSTER = "ID_NUMBER_IN_ROSTER"
+    # registration (S1–S12)
+    NOT_CONFIRMED = "NOT_CONFIRMED"
+    SUBJECT_NOT_OFFERED = "SUBJECT_NOT_OFFERED"
+    SUBJECT_NOT_IN_ROSTER = "SUBJECT_NOT_IN_ROSTER"
+    CET6_REQUIRES_CET4 = "CET6_REQUIRES_CET4"
+    WRITTEN_NOT_PAID = "WRITTEN_NOT_PAID"
+    SLOT_TAKEN = "SLOT_TAKEN"
+    WINDOW_CLOSED = "WINDOW_CLOSED"
+    SEATS_FULL = "SEATS_FULL"
+    ALREADY_REGISTERED = "ALREADY_REGISTERED"
+    ORAL_CENTER_REQUIRED = "ORAL_CENTER_REQUIRED"
+    ORAL_CENTER_NOT_ALLOWED = "ORAL_CENTER_NOT_ALLOWED"
+    DUPLICATE_SUBJECT = "DUPLICATE_SUBJECT"
+    TOO_MANY_ITEMS = "TOO_MANY_ITEMS"
+    ORDER_NOT_PENDING = "ORDER_NOT_PENDING"
 
 
 _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -165,6 +193,89 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.OUT_OF_SCOPE: (
         "超出您的管理范围。",
         "This is outside the scope you administer.",
+    ),
+    ErrorCode.FILE_TOO_LARGE: ("文件过大。", "The file is too large."),
+    ErrorCode.EMPTY_FILE: ("文件中没有学生记录。", "The file has no student rows."),
+    ErrorCode.MISSING_COLUMN: ("缺少必需的列。", "A required column is missing."),
+    ErrorCode.UNKNOWN_SCHOOL: ("学校代码不存在。", "There is no school with this code."),
+    ErrorCode.UNKNOWN_CAMPUS: (
+        "该学校没有此校区代码。",
+        "The school has no campus with this code.",
+    ),
+    ErrorCode.UNKNOWN_SUBJECT: (
+        "本考次不开考该科目。",
+        "This subject is not offered in the session.",
+    ),
+    ErrorCode.DUPLICATE_IN_FILE: (
+        "证件号码在文件中重复出现。",
+        "The ID number appears more than once in the file.",
+    ),
+    ErrorCode.HELD_BY_ANOTHER_SCHOOL: (
+        "该考生已在其他学校本考次的学籍中，请联系上级管理部门。",
+        "This student is on another school's roster for the session; contact the "
+        "supervising office.",
+    ),
+    ErrorCode.PHOTO_NOT_FOUND: ("未找到照片文件。", "The photo file was not found."),
+    ErrorCode.PHOTO_INVALID: (
+        "照片须为 JPEG 或 PNG 图片。",
+        "The photo must be a JPEG or PNG image.",
+    ),
+    ErrorCode.PHOTO_TOO_LARGE: ("照片不能超过 200 KB。", "The photo must be 200 KB or less."),
+    ErrorCode.ROSTER_RECORD_IN_USE: (
+        "该学籍记录已有考生通过资格验证，不能修改证件信息。",
+        "A candidate has already matched this record; its ID cannot be changed.",
+    ),
+    ErrorCode.ID_NUMBER_IN_ROSTER: (
+        "本考次学籍中已有该证件号码。",
+        "This ID number is already on the session's roster.",
+    ),
+    ErrorCode.NOT_CONFIRMED: (
+        "请先确认个人、学籍及可报科目信息。",
+        "Please confirm your personal, enrolment and subject details first.",
+    ),
+    ErrorCode.SUBJECT_NOT_OFFERED: (
+        "本考次您所在省份不开考该科目。",
+        "This subject is not offered in your province this session.",
+    ),
+    ErrorCode.SUBJECT_NOT_IN_ROSTER: (
+        "您不具备该科目的报考资格，请联系所在学校。",
+        "Your school has not made you eligible for this subject; contact your school.",
+    ),
+    ErrorCode.CET6_REQUIRES_CET4: (
+        "报考英语六级须英语四级成绩 425 分及以上，可申请六级资格审核。",
+        "CET6 needs a CET4 score of 425 or more; you may ask for a CET6 review.",
+    ),
+    ErrorCode.WRITTEN_NOT_PAID: (
+        "报考口试须先完成本考次对应级别笔试科目的报考及缴费。",
+        "An oral test needs the written subject of the same level in this session, paid.",
+    ),
+    ErrorCode.SLOT_TAKEN: (
+        "该科目与您已报科目考试时间冲突。",
+        "This subject sits at the same time as a subject you already chose.",
+    ),
+    ErrorCode.WINDOW_CLOSED: ("当前不在报名时间内。", "Registration is not open now."),
+    ErrorCode.SEATS_FULL: ("该考点考位已满。", "This test centre has no seats left."),
+    ErrorCode.ALREADY_REGISTERED: (
+        "您已报考该科目。",
+        "You have already chosen this subject.",
+    ),
+    ErrorCode.ORAL_CENTER_REQUIRED: (
+        "报考口试须选择口试考点。",
+        "Choose an oral test centre for an oral subject.",
+    ),
+    ErrorCode.ORAL_CENTER_NOT_ALLOWED: (
+        "该考点不可选：须为您所在省份开考该科目的口试考点；笔试考点为您所在学校，无须选择。",
+        "This centre cannot be chosen: pick an oral centre of your province for this subject "
+        "(the written centre is your school and is not chosen).",
+    ),
+    ErrorCode.DUPLICATE_SUBJECT: (
+        "同一科目不能重复选择。",
+        "The same subject was chosen twice.",
+    ),
+    ErrorCode.TOO_MANY_ITEMS: ("一次选择的科目过多。", "Too many subjects in one request."),
+    ErrorCode.ORDER_NOT_PENDING: (
+        "该订单已缴费、已失效或已取消，不能再变更。",
+        "This order is paid, lapsed or cancelled and cannot be changed.",
     ),
 }
 

@@ -10,6 +10,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from cetgql import models
+from cetgql.graphql.types.registration import Order, Registration
 from cetgql.services import access, identity
 
 IdType = strawberry.enum(models.IdType, name="IdType", description="Kinds of identity document.")
@@ -60,6 +61,21 @@ class Account(relay.Node):
     @strawberry.field
     async def roles(self) -> list[Role]:  # type: ignore[valid-type]
         return sorted(await access.roles_of(self.model))
+
+    @strawberry.field(description="Every subject chosen, with its state and payment (S12).")
+    async def registrations(
+        self, info: Info, session_code: str | None = None
+    ) -> list[Registration]:
+        query = models.Registration.filter(account_id=self.id)
+        if session_code:
+            query = query.filter(session__code=session_code.strip().upper()[:8])
+        return [Registration.from_model(r) for r in await query.order_by("-created_at", "-id")]
+
+    @relay.connection(relay.ListConnection[Order], description="Orders, newest first.")
+    async def orders(self, info: Info) -> Iterable[Order]:
+        rows = await models.Order.filter(account_id=self.id).order_by("-created_at", "-id")
+        info.context.loaders.prime(info.context.loaders.order, rows)
+        return [Order.from_model(o) for o in rows]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

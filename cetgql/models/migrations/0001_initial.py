@@ -204,7 +204,7 @@ class Migration(migrations.Migration):
                 ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'registration_order', 'app': 'cetgql', 'indexes': [Index(fields=['account', 'session']), Index(fields=['status', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'What a candidate pays in one go: the written or the oral choices of one selection (S7).'},
+            options={'table': 'registration_order', 'app': 'cetgql', 'indexes': [Index(fields=['account_id', 'session_id']), Index(fields=['status', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'What a candidate pays in one go: the written or the oral choices of one selection (S7).'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -253,11 +253,12 @@ class Migration(migrations.Migration):
                 ('education_level', fields.CharField(default='', max_length=16)),
                 ('photo', fields.BinaryField(null=True)),
                 ('photo_type', fields.CharField(default='', max_length=32)),
+                ('photo_digest', fields.CharField(default='', max_length=64)),
                 ('eligible_subjects', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('restrictions', fields.CharField(default='', max_length=255)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'roster_record', 'app': 'cetgql', 'unique_together': (('session', 'id_type', 'id_number'),), 'pk_attr': 'id', 'table_description': 'One student as their school uploaded them for one exam session.'},
+            options={'table': 'roster_record', 'app': 'cetgql', 'unique_together': (('session', 'id_type', 'id_number'),), 'indexes': [Index(fields=['session_id', 'school_id'])], 'pk_attr': 'id', 'table_description': 'One student as their school uploaded them for one exam session.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -354,7 +355,7 @@ class Migration(migrations.Migration):
                 ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'registration', 'app': 'cetgql', 'indexes': [Index(fields=['account', 'session']), Index(fields=['oral_center', 'status', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'One chosen subject. ``active_key`` is set while the choice holds its place, so a'},
+            options={'table': 'registration', 'app': 'cetgql', 'indexes': [Index(fields=['account_id', 'session_id']), Index(fields=['oral_center_id', 'status', 'expires_at'])], 'pk_attr': 'id', 'table_description': 'One chosen subject. ``active_key`` is set while the choice holds its place, so a'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -1,0 +1,201 @@
+"""Registrations, orders, oral centres and subject options (S1–S12)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from cetgql import models
+from cetgql.graphql.errors import UserErrorCode
+from cetgql.graphql.scalars import Money
+from cetgql.graphql.types.exams import ExamSession, Subject, SubjectKind
+from cetgql.services import access, clock, eligibility
+
+RegistrationStatus = strawberry.enum(models.RegistrationStatus, name="RegistrationStatus")
+OrderStatus = strawberry.enum(models.OrderStatus, name="OrderStatus")
+
+
+async def _owned_or_national(info: Info, account_id: int) -> bool:
+    viewer = await info.context.viewer()
+    if viewer is None or viewer.must_change_password:
+        return False
+    return viewer.id == account_id or (await access.scope_of(viewer)).national
+
+
+def _node_ids(node_ids: Iterable[str]) -> list[int]:
+    return [int(i) for i in node_ids if i.isdigit()]
+
+
+@strawberry.type
+class OralCenter(relay.Node):
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    address: str
+    capacity: int
+    model: strawberry.Private[models.OralCenter]
+
+    @classmethod
+    def from_model(cls, center: models.OralCenter) -> OralCenter:
+        return cls(
+            id=center.id,
+            code=center.code,
+            name=center.name,
+            address=center.address,
+            capacity=center.capacity,
+            model=center,
+        )
+
+    @strawberry.field(description="The province's name.")
+    async def province(self, info: Info) -> str:
+        province = await info.context.loaders.province.load(self.model.province_id)  # type: ignore[attr-defined]
+        return province.name if province else ""
+
+    @strawberry.field(description="Seats not held by a paid or still-pending choice right now.")
+    async def remaining_seats(self, info: Info) -> int:
+        taken = await info.context.loaders.seats_taken.load(self.id)
+        return max(self.capacity - taken, 0)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        found = {c.id: c for c in await models.OralCenter.filter(id__in=_node_ids(node_ids))}
+        return [
+            cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None
+            for i in node_ids
+        ]
+
+
+@strawberry.type
+class SubjectOption:
+    subject: Subject
+    eligible: bool
+    reasons: list[UserErrorCode]  # type: ignore[valid-type]
+    fee: Money | None
+
+
+@strawberry.type
+class Registration(relay.Node):
+    id: relay.NodeID[int]
+    model: strawberry.Private[models.Registration]
+
+    @classmethod
+    def from_model(cls, registration: models.Registration) -> Registration:
+        return cls(id=registration.id, model=registration)
+
+    @strawberry.field
+    async def subject(self, info: Info) -> Subject:
+        offering = await info.context.loaders.offering.load(self.model.offering_id)  # type: ignore[attr-defined]
+        return Subject.from_offering(offering)
+
+    @strawberry.field
+    async def session(self, info: Info) -> ExamSession:
+        session = await info.context.loaders.session.load(self.model.session_id)  # type: ignore[attr-defined]
+        return ExamSession.from_model(session)
+
+    @strawberry.field(description="LAPSED from the payment deadline on, even before any job ran.")
+    def status(self) -> RegistrationStatus:  # type: ignore[valid-type]
+        return eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
+
+    @strawberry.field
+    async def oral_center(self, info: Info) -> OralCenter | None:
+        center_id = self.model.oral_center_id  # type: ignore[attr-defined]
+        if center_id is None:
+            return None
+        center = await info.context.loaders.oral_center.load(center_id)
+        return OralCenter.from_model(center) if center else None
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order | None:
+        order = await info.context.loaders.order.load(self.model.order_id)  # type: ignore[attr-defined]
+        return Order.from_model(order) if order else None
+
+    @strawberry.field(description="The payment deadline while unpaid; null once paid or closed.")
+    def expires_at(self) -> datetime | None:
+        status = eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
+        return (
+            self.model.expires_at
+            if status
+            in (models.RegistrationStatus.PENDING_PAYMENT, models.RegistrationStatus.LAPSED)
+            else None
+        )
+
+    @strawberry.field
+    def paid_at(self) -> datetime | None:
+        return self.model.paid_at
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        found = {
+            r.id: r
+            for r in await models.Registration.filter(id__in=_node_ids(node_ids))
+            if await _owned_or_national(info, r.account_id)  # type: ignore[attr-defined]
+        }
+        return [
+            cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None
+            for i in node_ids
+        ]
+
+
+@strawberry.type
+class Order(relay.Node):
+    id: relay.NodeID[int]
+    number: str = strawberry.field(description="Our order number, to quote to the help desk.")
+    kind: SubjectKind  # type: ignore[valid-type]
+    amount: Money
+    created_at: datetime
+    expires_at: datetime
+    model: strawberry.Private[models.Order]
+
+    @classmethod
+    def from_model(cls, order: models.Order) -> Order:
+        return cls(
+            id=order.id,
+            number=order.number,
+            kind=order.kind,
+            amount=Money(fen=order.amount_fen),
+            created_at=order.created_at,
+            expires_at=order.expires_at,
+            model=order,
+        )
+
+    @strawberry.field(description="LAPSED from the deadline on, even before any job ran.")
+    def status(self) -> OrderStatus:  # type: ignore[valid-type]
+        return models.OrderStatus(
+            eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
+        )
+
+    @strawberry.field
+    def paid_at(self) -> datetime | None:
+        return self.model.paid_at
+
+    @strawberry.field(description="True when the school registered and paid collectively (S11).")
+    def paid_by_school(self) -> bool:
+        return self.model.group_paid_by_id is not None  # type: ignore[attr-defined]
+
+    @strawberry.field
+    async def registrations(self, info: Info) -> list[Registration]:
+        rows = await info.context.loaders.registrations_of_order.load(self.id)
+        return [Registration.from_model(r) for r in rows]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        found = {
+            o.id: o
+            for o in await models.Order.filter(id__in=_node_ids(node_ids))
+            if await _owned_or_national(info, o.account_id)  # type: ignore[attr-defined]
+        }
+        return [
+            cls.from_model(found[int(i)]) if i.isdigit() and int(i) in found else None
+            for i in node_ids
+        ]

@@ -1,0 +1,241 @@
+"""What a candidate may register for: the one place the rules of S1–S6 and S10 are decided.
+
+``availableSubjects`` lists :func:`reasons` for every offering and ``selectSubjects`` refuses on
+the same reasons, so the list never promises what the mutation refuses. Everything time-bound
+is judged against one instant, and a pending choice past its deadline counts as lapsed here
+whether or not the lapse job has marked it yet (S8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tortoise.expressions import Q
+from tortoise.functions import Count
+
+from cetgql.models import (
+    Account,
+    Cet6Review,
+    ExamSession,
+    Fee,
+    OralCenter,
+    Qualification,
+    Registration,
+    RegistrationStatus,
+    RegistrationWindow,
+    ReviewStatus,
+    SessionSubject,
+    SubjectKind,
+)
+from cetgql.services import clock
+from cetgql.services.errors import DomainError, ErrorCode
+
+
+def holds_place(status: str, expires_at: datetime, now: datetime) -> bool:
+    """A choice holds its place (slot, seat, subject) while paid, or pending and in time."""
+    return status == RegistrationStatus.PAID or (
+        status == RegistrationStatus.PENDING_PAYMENT and expires_at > now
+    )
+
+
+def effective_status(status: str, expires_at: datetime, now: datetime) -> RegistrationStatus:
+    """The status a user sees: a pending choice is lapsed from its deadline on (S8)."""
+    if status == RegistrationStatus.PENDING_PAYMENT and expires_at <= now:
+        return RegistrationStatus.LAPSED
+    return RegistrationStatus(status)
+
+
+def active_seats_filter(now: datetime) -> Q:
+    return Q(status=RegistrationStatus.PAID) | Q(
+        status=RegistrationStatus.PENDING_PAYMENT, expires_at__gt=now
+    )
+
+
+async def seats_taken(center_ids: list[int], now: datetime) -> dict[int, int]:
+    """Seats held per oral centre, counting only choices that still hold their place."""
+    if not center_ids:
+        return {}
+    rows = (
+        await Registration.filter(active_seats_filter(now), oral_center_id__in=center_ids)
+        .annotate(taken=Count("id"))
+        .group_by("oral_center_id")
+        .values("oral_center_id", "taken")
+    )
+    return {row["oral_center_id"]: row["taken"] for row in rows}
+
+
+@dataclass
+class Situation:
+    """Everything the rules need about one candidate in one session, loaded once."""
+
+    account: Account
+    session: ExamSession
+    now: datetime
+    qualification: Qualification | None
+    offerings: dict[str, SessionSubject]
+    active: list[Registration]
+    cet6_approved: bool
+    fees: dict[str, int]
+    open_kinds: set[SubjectKind]
+    province_id: int | None
+    oral_centers: list[OralCenter] = field(default_factory=list)
+    taken: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def roster_subjects(self) -> set[str]:
+        if self.qualification is None:
+            return set()
+        return set(self.qualification.roster_record.eligible_subjects or [])
+
+    def active_codes(self) -> set[str]:
+        return {r.offering.subject.code for r in self.active}
+
+    def paid_codes(self) -> set[str]:
+        return {r.offering.subject.code for r in self.active if r.status == RegistrationStatus.PAID}
+
+    def taken_slots(self) -> set[str]:
+        return {r.offering.slot for r in self.active}
+
+    def centers_for(self, subject_code: str) -> list[OralCenter]:
+        return [
+            c for c in self.oral_centers if not c.subject_codes or subject_code in c.subject_codes
+        ]
+
+    def remaining(self, center: OralCenter) -> int:
+        return max(center.capacity - self.taken.get(center.id, 0), 0)
+
+
+async def window_open_kinds(
+    session_id: int, province_id: int, school_id: int, now: datetime
+) -> set[SubjectKind]:
+    """Kinds whose window is open now; a school's own window wins over its province's (S6)."""
+    windows = await RegistrationWindow.filter(
+        Q(school_id=school_id) | Q(school_id=None), session_id=session_id, province_id=province_id
+    )
+    chosen: dict[SubjectKind, RegistrationWindow] = {}
+    for window in windows:
+        current = chosen.get(window.kind)
+        if current is None or (current.school_id is None and window.school_id is not None):  # type: ignore[attr-defined]
+            chosen[window.kind] = window
+    return {kind for kind, w in chosen.items() if w.opens_at <= now < w.closes_at}
+
+
+async def load_situation(
+    account: Account, session: ExamSession, *, with_centers: bool = True
+) -> Situation:
+    now = clock.now()
+    qualification = (
+        await Qualification.filter(account_id=account.id, session_id=session.id)
+        .select_related("roster_record__school")
+        .first()
+    )
+    offerings = {
+        o.subject.code: o
+        for o in await SessionSubject.filter(session_id=session.id).select_related("subject")
+    }
+    registrations = await Registration.filter(
+        account_id=account.id,
+        session_id=session.id,
+        status__in=[RegistrationStatus.PAID, RegistrationStatus.PENDING_PAYMENT],
+    ).select_related("offering__subject")
+    active = [r for r in registrations if holds_place(r.status, r.expires_at, now)]
+    province_id: int | None = None
+    fees: dict[str, int] = {}
+    open_kinds: set[SubjectKind] = set()
+    centers: list[OralCenter] = []
+    if qualification is not None:
+        school = qualification.roster_record.school
+        province_id = school.province_id  # type: ignore[attr-defined]
+        fee_rows = await Fee.filter(session_id=session.id, province_id=province_id).select_related(
+            "subject"
+        )
+        fees = {f.subject.code: f.amount_fen for f in fee_rows}
+        open_kinds = await window_open_kinds(session.id, province_id, school.id, now)  # type: ignore[arg-type]
+        if with_centers:
+            centers = await OralCenter.filter(
+                session_id=session.id, province_id=province_id
+            ).order_by("code")
+    situation = Situation(
+        account=account,
+        session=session,
+        now=now,
+        qualification=qualification,
+        offerings=offerings,
+        active=active,
+        cet6_approved=await Cet6Review.exists(
+            account_id=account.id, session_id=session.id, status=ReviewStatus.APPROVED
+        ),
+        fees=fees,
+        open_kinds=open_kinds,
+        province_id=province_id,
+        oral_centers=centers,
+    )
+    situation.taken = await seats_taken([c.id for c in centers], now)
+    return situation
+
+
+def allowed_by_school(situation: Situation, code: str) -> bool:
+    """The roster lists the subject, or CET6 was granted by review; an oral subject follows
+    its written subject."""
+    offering = situation.offerings.get(code)
+    if offering is None:
+        return False
+    subject = offering.subject
+    if subject.kind == SubjectKind.ORAL:
+        written = subject.written_prerequisite
+        return code in situation.roster_subjects or (
+            written is not None and allowed_by_school(situation, written)
+        )
+    if code == "CET6" and situation.cet6_approved:
+        return True
+    return code in situation.roster_subjects
+
+
+def reasons(
+    situation: Situation,
+    code: str,
+    *,
+    chosen_slots: set[str] | None = None,
+    check_seats: bool = True,
+) -> list[ErrorCode]:
+    """Why the candidate may not choose this subject now; empty when they may."""
+    offering = situation.offerings.get(code)
+    if offering is None:
+        return [ErrorCode.SUBJECT_NOT_OFFERED]
+    if situation.qualification is None:
+        return [ErrorCode.NOT_QUALIFIED]
+    if situation.qualification.confirmed_at is None:
+        return [ErrorCode.NOT_CONFIRMED]
+    subject = offering.subject
+    found: list[ErrorCode] = []
+    if code in situation.active_codes():
+        return [ErrorCode.ALREADY_REGISTERED]
+    if code not in situation.fees:
+        found.append(ErrorCode.SUBJECT_NOT_OFFERED)
+    if not allowed_by_school(situation, code):
+        found.append(
+            ErrorCode.CET6_REQUIRES_CET4 if code == "CET6" else ErrorCode.SUBJECT_NOT_IN_ROSTER
+        )
+    if subject.kind == SubjectKind.ORAL and subject.written_prerequisite not in (
+        situation.paid_codes()
+    ):
+        found.append(ErrorCode.WRITTEN_NOT_PAID)
+    if offering.slot in situation.taken_slots() | (chosen_slots or set()):
+        found.append(ErrorCode.SLOT_TAKEN)
+    if subject.kind not in situation.open_kinds:
+        found.append(ErrorCode.WINDOW_CLOSED)
+    if (
+        check_seats
+        and subject.kind == SubjectKind.ORAL
+        and not any(situation.remaining(c) > 0 for c in situation.centers_for(code))
+    ):
+        found.append(ErrorCode.SEATS_FULL)
+    return found
+
+
+async def session_by_code(code: str) -> ExamSession:
+    session = await ExamSession.get_or_none(code=code.strip().upper()[:8])
+    if session is None:
+        raise DomainError.of(ErrorCode.SESSION_NOT_FOUND, "sessionCode")
+    return session
