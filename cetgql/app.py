@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 from tortoise import Tortoise
+from tortoise.contrib.starlette import RegisterTortoise
 
 from cetgql import db
 from cetgql.graphql.context import Context
@@ -56,13 +57,13 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if manage_database:
-            await db.connect(settings.database_url)
-        try:
+        if not manage_database:
             yield
-        finally:
-            if manage_database:
-                await db.disconnect()
+            return
+        # Requests run outside the lifespan task's context: Tortoise's Starlette integration
+        # makes the ORM context reachable from them.
+        async with RegisterTortoise(app, config=db.tortoise_config(settings.database_url)):
+            yield
 
     graphql_app = CetGraphQL(
         schema,
