@@ -19,6 +19,11 @@ T = TypeVar("T")
 
 @strawberry.type(description="A business failure: a stable code, the input path, a message.")
 class UserError:
+    """``field`` is the path of the offending field inside the mutation's ``input`` object,
+    in the schema's camelCase names and without the ``input`` prefix: ``["idNumber"]``,
+    ``["newPassword"]``, and for a list item ``["items", "2", "subjectCode"]``. It is null when
+    the failure concerns the request as a whole (wrong credentials, a lock, a rate limit)."""
+
     field: list[str] | None
     code: UserErrorCode  # type: ignore[valid-type]
     message: str
