@@ -31,29 +31,34 @@ DEMO_ID_TYPE = "RESIDENT_ID"
 DEMO_ID_NUMBER = "11010519491231002X"
 DEMO_PHONE = "13800138000"
 DEMO_EMAIL = "zhangsan@example.cn"
-DEMO_PASSWORD = "Cet@2026demo"
+DEMO_PASSWORD = "Cet@2026demo"  # noqa: S105 - the published demo password
 
 WELCOME = """\
-# cetgql GraphiQL: the CET registration API (全国大学英语四、六级考试报名)
+# cetgql: the CET registration API
+# (全国大学英语四、六级考试报名)
 #
-# Each tab holds one step of a candidate's journey; run them left to right:
-#   ExamSessions → SignUp → SignIn → Viewer → VerifyQualification → ConfirmQualification
-#   → RequestVerificationCode → ResetPassword → SignOut
-# Run the operation in the active tab with Ctrl-Enter or the ▶ button; edit the demo
-# values in the Variables pane below. Ctrl-Space completes fields; the Docs button on
-# the left shows the schema.
+# One tab per step of a candidate's journey, left to
+# right: ExamSessions, SignUp, SignIn, Viewer,
+# VerifyQualification, ConfirmQualification,
+# RequestVerificationCode, ResetPassword, SignOut.
+# Run a tab with Ctrl-Enter or the ▶ button; edit the
+# demo values in the Variables pane below. Ctrl-Space
+# completes; the Docs button (top left) shows the schema.
 #
-# Signing in: SignIn returns a token. This page remembers it (in this browser) and sends
+# Signing in: SignIn returns a token. This page keeps it
+# (in this browser) and sends the header
 #   Authorization: Bearer <token>
-# on every later request until SignOut. To use another token, put it in the Headers pane:
+# on every later request until SignOut. To send another
+# token, write it in the Headers pane:
 #   {"Authorization": "Bearer <paste the token from signIn>"}
-# Leave the Headers pane empty to act anonymously.
+# Without a token you act anonymously.
 #
 """
 
 NEW_TAB_QUERY = """\
-# Write a query or mutation here. Ctrl-Space completes; the Docs button shows the schema.
-# Signed-in requests carry  Authorization: Bearer <token>  (see the first tab).
+# Write a query or mutation here. Ctrl-Space completes;
+# the Docs button shows the schema. Signed-in requests
+# carry  Authorization: Bearer <token>  (see first tab).
 """
 
 
@@ -150,8 +155,7 @@ def graphiql_config() -> dict[str, Any]:
     return {"graphqlPath": GRAPHQL_PATH, "defaultQuery": NEW_TAB_QUERY, "tabs": tabs}
 
 
-_PAGE = """\
-<!doctype html>
+_PAGE = r"""<!doctype html>
 <html lang="zh-CN">
   <head>
     <meta charset="utf-8">
@@ -202,7 +206,7 @@ _PAGE = """\
           if (data.signIn && typeof data.signIn.token === "string" && data.signIn.token) {{
             storeToken(data.signIn.token);
           }}
-          if (data.signOut && !(data.signOut.userErrors || []).length) {{
+          if (data.signOut) {{
             storeToken(null);
           }}
         }}
@@ -212,7 +216,16 @@ _PAGE = """\
           subscriptionUrl: subscriptionUrl.href,
           enableIncrementalDelivery: false
         }});
+        // Right after a tab switch GraphiQL may still send the previous tab's operation
+        // name; drop a name the document does not define so the operation still runs.
+        function definesOperation(query, name) {{
+          return new RegExp("\\b(query|mutation|subscription)\\s+" + name + "\\b").test(query);
+        }}
         function fetcher(params, options) {{
+          var name = params.operationName;
+          if (name && !definesOperation(params.query || "", name)) {{
+            params = Object.assign({{}}, params, {{ operationName: undefined }});
+          }}
           var headers = Object.assign({{}}, options && options.headers);
           var token = storedToken();
           if (token && !hasAuthorization(headers)) {{
@@ -225,11 +238,19 @@ _PAGE = """\
           return result;
         }}
 
+        // GraphiQL fills the Variables pane from this prop, not from the first tab: pass
+        // the first tab's variables on a first visit, and nothing when tabs were restored.
+        var firstVisit = true;
+        try {{
+          firstVisit = !window.localStorage.getItem("graphiql:tabState");
+        }} catch (e) {{ /* no storage: every visit is a first visit */ }}
+
         var root = ReactDOM.createRoot(document.getElementById("graphiql"));
         root.render(
           React.createElement(GraphiQL, {{
             fetcher: fetcher,
             defaultTabs: config.tabs,
+            variables: firstVisit ? config.tabs[0].variables || undefined : undefined,
             defaultQuery: config.defaultQuery,
             defaultEditorToolsVisibility: true,
             isHeadersEditorEnabled: true,
