@@ -8,6 +8,8 @@ whether or not the lapse job has marked it yet (S8).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +27,8 @@ from cetgql.models import (
     RegistrationStatus,
     RegistrationWindow,
     ReviewStatus,
+    RosterRecord,
+    School,
     SessionSubject,
     SubjectKind,
 )
@@ -69,7 +73,8 @@ async def seats_taken(center_ids: list[int], now: datetime) -> dict[int, int]:
 class Situation:
     """Everything the rules need about one candidate in one session, loaded once."""
 
-    account: Account
+    # None only when a school acts for a student who has no account yet (S11).
+    account: Account | None
     session: ExamSession
     now: datetime
     qualification: Qualification | None
@@ -81,12 +86,20 @@ class Situation:
     province_id: int | None
     oral_centers: list[OralCenter] = field(default_factory=list)
     taken: dict[int, int] = field(default_factory=dict)
+    # The roster record the school acts on when there is no qualification (S11).
+    record: RosterRecord | None = None
+
+    @property
+    def roster_record(self) -> RosterRecord | None:
+        """The candidate's matched record, or the one the school acts on."""
+        if self.qualification is not None:
+            return self.qualification.roster_record
+        return self.record
 
     @property
     def roster_subjects(self) -> set[str]:
-        if self.qualification is None:
-            return set()
-        return set(self.qualification.roster_record.eligible_subjects or [])
+        record = self.roster_record
+        return set(record.eligible_subjects or []) if record is not None else set()
 
     def active_codes(self) -> set[str]:
         return {r.offering.subject.code for r in self.active}
@@ -106,10 +119,10 @@ class Situation:
         return max(center.capacity - self.taken.get(center.id, 0), 0)
 
 
-async def window_open_kinds(
-    session_id: int, province_id: int, school_id: int, now: datetime
-) -> set[SubjectKind]:
-    """Kinds whose window is open now; a school's own window wins over its province's (S6)."""
+async def applicable_windows(
+    session_id: int, province_id: int, school_id: int
+) -> dict[SubjectKind, RegistrationWindow]:
+    """The window of each kind that governs a school: its own wins over its province's (S6)."""
     windows = await RegistrationWindow.filter(
         Q(school_id=school_id) | Q(school_id=None), session_id=session_id, province_id=province_id
     )
@@ -118,6 +131,14 @@ async def window_open_kinds(
         current = chosen.get(window.kind)
         if current is None or (current.school_id is None and window.school_id is not None):  # type: ignore[attr-defined]
             chosen[window.kind] = window
+    return chosen
+
+
+async def window_open_kinds(
+    session_id: int, province_id: int, school_id: int, now: datetime
+) -> set[SubjectKind]:
+    """Kinds whose governing window is open now (S6)."""
+    chosen = await applicable_windows(session_id, province_id, school_id)
     return {kind for kind, w in chosen.items() if w.opens_at <= now < w.closes_at}
 
 
@@ -130,10 +151,7 @@ async def load_situation(
         .select_related("roster_record__school")
         .first()
     )
-    offerings = {
-        o.subject.code: o
-        for o in await SessionSubject.filter(session_id=session.id).select_related("subject")
-    }
+    offerings = await _offerings(session.id)
     registrations = await Registration.filter(
         account_id=account.id,
         session_id=session.id,
@@ -147,10 +165,7 @@ async def load_situation(
     if qualification is not None:
         school = qualification.roster_record.school
         province_id = school.province_id  # type: ignore[attr-defined]
-        fee_rows = await Fee.filter(session_id=session.id, province_id=province_id).select_related(
-            "subject"
-        )
-        fees = {f.subject.code: f.amount_fen for f in fee_rows}
+        fees = await _fees(session.id, province_id)  # type: ignore[arg-type]
         open_kinds = await window_open_kinds(session.id, province_id, school.id, now)  # type: ignore[arg-type]
         if with_centers:
             centers = await OralCenter.filter(
@@ -173,6 +188,75 @@ async def load_situation(
     )
     situation.taken = await seats_taken([c.id for c in centers], now)
     return situation
+
+
+async def _offerings(session_id: int) -> dict[str, SessionSubject]:
+    return {
+        o.subject.code: o
+        for o in await SessionSubject.filter(session_id=session_id).select_related("subject")
+    }
+
+
+async def _fees(session_id: int, province_id: int) -> dict[str, int]:
+    fee_rows = await Fee.filter(session_id=session_id, province_id=province_id).select_related(
+        "subject"
+    )
+    return {f.subject.code: f.amount_fen for f in fee_rows}
+
+
+_IN_CHUNK = 2000  # keeps IN (...) lists well under SQLite's bound-parameter limit
+
+
+async def load_for_school(
+    session: ExamSession,
+    school: School,
+    students: Sequence[tuple[RosterRecord, Account | None]],
+) -> list[Situation]:
+    """The situations of students their school acts for (group registration, S11), in order.
+
+    The school's roster record stands in for the qualification the student has not
+    necessarily made; everything else is what the student would see themselves: the
+    province's fees, the school's window, the choices they already hold and an approved CET6
+    review. The session and school data are loaded once for the whole batch, not per student.
+    """
+    now = clock.now()
+    province_id: int = school.province_id  # type: ignore[attr-defined]
+    offerings = await _offerings(session.id)
+    fees = await _fees(session.id, province_id)
+    open_kinds = await window_open_kinds(session.id, province_id, school.id, now)
+    account_ids = sorted({a.id for _, a in students if a is not None})
+    active: dict[int, list[Registration]] = defaultdict(list)
+    approved: set[int] = set()
+    for start in range(0, len(account_ids), _IN_CHUNK):
+        chunk = account_ids[start : start + _IN_CHUNK]
+        for r in await Registration.filter(
+            account_id__in=chunk,
+            session_id=session.id,
+            status__in=[RegistrationStatus.PAID, RegistrationStatus.PENDING_PAYMENT],
+        ).select_related("offering__subject"):
+            if holds_place(r.status, r.expires_at, now):
+                active[r.account_id].append(r)  # type: ignore[attr-defined]
+        approved.update(
+            await Cet6Review.filter(
+                account_id__in=chunk, session_id=session.id, status=ReviewStatus.APPROVED
+            ).values_list("account_id", flat=True)  # type: ignore[arg-type]
+        )
+    return [
+        Situation(
+            account=account,
+            session=session,
+            now=now,
+            qualification=None,
+            offerings=offerings,
+            active=list(active.get(account.id, [])) if account is not None else [],
+            cet6_approved=account is not None and account.id in approved,
+            fees=fees,
+            open_kinds=open_kinds,
+            province_id=province_id,
+            record=record,
+        )
+        for record, account in students
+    ]
 
 
 def allowed_by_school(situation: Situation, code: str) -> bool:
@@ -200,13 +284,27 @@ def reasons(
     check_seats: bool = True,
 ) -> list[ErrorCode]:
     """Why the candidate may not choose this subject now; empty when they may."""
-    offering = situation.offerings.get(code)
-    if offering is None:
+    if code not in situation.offerings:
         return [ErrorCode.SUBJECT_NOT_OFFERED]
     if situation.qualification is None:
         return [ErrorCode.NOT_QUALIFIED]
     if situation.qualification.confirmed_at is None:
         return [ErrorCode.NOT_CONFIRMED]
+    return subject_reasons(situation, code, chosen_slots=chosen_slots, check_seats=check_seats)
+
+
+def subject_reasons(
+    situation: Situation,
+    code: str,
+    *,
+    chosen_slots: set[str] | None = None,
+    check_seats: bool = True,
+) -> list[ErrorCode]:
+    """The rules of the subject itself, whoever acts: the candidate once qualified and
+    confirmed (:func:`reasons`), or their school registering them (S11)."""
+    offering = situation.offerings.get(code)
+    if offering is None:
+        return [ErrorCode.SUBJECT_NOT_OFFERED]
     subject = offering.subject
     found: list[ErrorCode] = []
     if code in situation.active_codes():

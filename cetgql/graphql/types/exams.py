@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
 from cetgql import models
+from cetgql.services import registration_setup
+
+if TYPE_CHECKING:
+    from cetgql.graphql.types.registration_setup import RegistrationWindow
 
 SubjectKind = strawberry.enum(models.SubjectKind, name="SubjectKind")
 
@@ -60,6 +64,31 @@ class ExamSession(relay.Node):
             .order_by("starts_at", "subject__code")
         )
         return [Subject.from_offering(o) for o in offerings]
+
+    @strawberry.field(
+        description="The registration window of this kind that governs the signed-in, "
+        "qualified viewer (their school's own, else their province's); null otherwise."
+    )
+    async def registration_window(
+        self,
+        info: Info,
+        kind: SubjectKind,  # type: ignore[valid-type]
+    ) -> (
+        Annotated[RegistrationWindow, strawberry.lazy("cetgql.graphql.types.registration_setup")]
+        | None
+    ):
+        from cetgql.graphql.types.registration_setup import RegistrationWindow
+
+        viewer = await info.context.viewer()
+        if viewer is None or viewer.must_change_password:
+            return None
+        window = await registration_setup.window_for_candidate(
+            viewer, self.id, models.SubjectKind(kind)
+        )
+        if window is None:
+            return None
+        await window.fetch_related("session", "province", "school")
+        return RegistrationWindow.from_model(window)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -56,6 +56,10 @@ class OralCenter(relay.Node):
         province = await info.context.loaders.province.load(self.model.province_id)  # type: ignore[attr-defined]
         return province.name if province else ""
 
+    @strawberry.field(description="Oral subjects examined here; empty means all of them.")
+    def subject_codes(self) -> list[str]:
+        return list(self.model.subject_codes or [])
+
     @strawberry.field(description="Seats not held by a paid or still-pending choice right now.")
     async def remaining_seats(self, info: Info) -> int:
         taken = await info.context.loaders.seats_taken.load(self.id)
