@@ -17,7 +17,7 @@ from strawberry.asgi import GraphQL
 from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
-from cetgql import db
+from cetgql import db, files, jobs
 from cetgql.graphql.context import Context
 from cetgql.graphql.schema import schema
 from cetgql.settings import Settings, configure, get_settings
@@ -57,12 +57,17 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Periodic jobs (CETGQL_RUN_JOBS) run in a background task once the ORM is up.
         if not manage_database:
-            yield
+            async with jobs.background(settings) as app.state.jobs:
+                yield
             return
         # Requests run outside the lifespan task's context: Tortoise's Starlette integration
         # makes the ORM context reachable from them.
-        async with RegisterTortoise(app, config=db.tortoise_config(settings.database_url)):
+        async with (
+            RegisterTortoise(app, config=db.tortoise_config(settings.database_url)),
+            jobs.background(settings) as app.state.jobs,
+        ):
             yield
 
     graphql_app = CetGraphQL(
@@ -74,6 +79,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/files/roster-photos/{record_id:int}", files.roster_photo, methods=["GET"]),
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as run_migrations
@@ -21,6 +22,43 @@ def normalise_url(url: str) -> str:
 
 def is_postgres(url: str) -> bool:
     return normalise_url(url).startswith(("postgres://", "asyncpg://"))
+
+
+_LIBPQ_PARAMS = frozenset(
+    {
+        "application_name",
+        "connect_timeout",
+        "options",
+        "passfile",
+        "sslcert",
+        "sslkey",
+        "sslmode",
+        "sslpassword",
+        "sslrootcert",
+        "target_session_attrs",
+    }
+)
+_SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+
+def libpq_url(url: str) -> str:
+    """The same PostgreSQL database as a libpq URL (psycopg, procrastinate, psql).
+
+    Settings use Tortoise's spelling (``postgres://`` or ``asyncpg://`` with pool parameters);
+    libpq wants ``postgresql://`` and rejects parameters it does not know, so those are dropped
+    and Tortoise's ``ssl=`` becomes ``sslmode=``.
+    """
+    if not is_postgres(url):
+        raise ValueError("not a PostgreSQL URL")
+    parts = urlsplit(normalise_url(url))
+    given = parse_qsl(parts.query, keep_blank_values=True)
+    query = [(key, value) for key, value in given if key in _LIBPQ_PARAMS]
+    ssl = dict(given).get("ssl", "").lower()
+    if ssl and "sslmode" not in dict(query):
+        mode = "require" if ssl in {"true", "1", "on"} else ssl
+        if mode in _SSL_MODES:
+            query.append(("sslmode", mode))
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
 
 
 def tortoise_config(url: str, *, pool_max: int = 20) -> dict[str, Any]:
@@ -52,8 +90,18 @@ async def connect(url: str) -> None:
 
 
 async def migrate(url: str) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    await run_migrations(config=tortoise_config(url))
+    """Bring the schema to the newest migration (idempotent); on PostgreSQL also the job
+    queue's own schema (see :mod:`cetgql.jobs`)."""
+    try:
+        await run_migrations(config=tortoise_config(url))
+    finally:
+        # The migration opens its own connections; an open SQLite one keeps a non-daemon
+        # thread alive and the process (``cetgql migrate``, ``cetgql demo``) would never exit.
+        await Tortoise.close_connections()
+    if is_postgres(url):
+        from cetgql.jobs import ensure_queue_schema
+
+        await ensure_queue_schema(url)
 
 
 async def disconnect() -> None:

@@ -42,6 +42,8 @@ class Settings:
     mail_from: str = "CET 报名 <noreply@cet.example.cn>"
     sms_webhook_url: str | None = None
     log_level: str = "INFO"
+    # Run the periodic jobs (order lapse, pruning, ...) inside each API process.
+    run_jobs: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -63,6 +65,7 @@ class Settings:
             mail_from=env.get("CETGQL_MAIL_FROM") or defaults.mail_from,
             sms_webhook_url=env.get("CETGQL_SMS_WEBHOOK_URL") or None,
             log_level=env.get("CETGQL_LOG_LEVEL") or "INFO",
+            run_jobs=_bool(env.get("CETGQL_RUN_JOBS"), True),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -99,6 +99,7 @@ async def qualified_candidate(
         id_type=IdType.RESIDENT_ID,
         id_number=id_number,
         eligible_subjects=list(subjects),
+        updated_at=clock.now(),
     )
     await models.Qualification.create(
         account=account,

@@ -15,6 +15,7 @@ from cetgql.models.audit import AuditEvent
 from cetgql.models.exams import ExamSession, SessionSubject, Subject, SubjectKind
 from cetgql.models.geography import Campus, Province, School
 from cetgql.models.outbox import OutboxMessage
+from cetgql.models.payments import Payment, PaymentEvent, PaymentStatus, ProviderSetting
 from cetgql.models.rate_limits import RateLimitHit
 from cetgql.models.registration import (
     Cet6Review,
@@ -43,8 +44,12 @@ __all__ = [
     "Order",
     "OrderStatus",
     "OutboxMessage",
+    "Payment",
+    "PaymentEvent",
+    "PaymentStatus",
     "PhoneAppeal",
     "PhoneAppealStatus",
+    "ProviderSetting",
     "Province",
     "Qualification",
     "RateLimitHit",

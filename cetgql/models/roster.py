@@ -40,14 +40,22 @@ class RosterRecord(Model):
     education_level = fields.CharField(max_length=16, default="")  # 本科, 专科, 研究生
     photo = fields.BinaryField(null=True)
     photo_type = fields.CharField(max_length=32, default="")
+    # SHA-256 of the photo: a re-import with the same picture is recognised as unchanged.
+    photo_digest = fields.CharField(max_length=64, default="")
     # The subject codes the school allows this student.
     eligible_subjects: fields.JSONField[list[str]] = fields.JSONField(default=list)
     restrictions = fields.CharField(max_length=255, default="")  # free text shown to the student
-    updated_at = fields.DatetimeField(auto_now=True)
+    # Set by the services from clock.now() (not auto_now), so it compares with confirmations.
+    updated_at = fields.DatetimeField()
+
+    session_id: int
+    school_id: int
+    campus_id: int
 
     class Meta:
         table = "roster_record"
         unique_together = (("session", "id_type", "id_number"),)
+        indexes = (("session_id", "school_id"),)
 
 
 class Qualification(Model):
@@ -65,6 +73,10 @@ class Qualification(Model):
     )
     verified_at = fields.DatetimeField()
     confirmed_at = fields.DatetimeField(null=True)
+
+    account_id: int
+    session_id: int
+    roster_record_id: int
 
     class Meta:
         table = "qualification"

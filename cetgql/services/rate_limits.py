@@ -30,6 +30,9 @@ CODE_PER_DESTINATION = Limit("code:destination", 5, timedelta(hours=1))
 CODE_PER_ADDRESS = Limit("code:address", 30, timedelta(hours=1))
 CODE_RESEND_GAP = Limit("code:resend", 1, timedelta(seconds=60))
 APPEAL_PER_ADDRESS = Limit("appeal:address", 5, timedelta(hours=1))
+# A CET6 review looks a ticket number up (S4): few tries, so tickets cannot be enumerated.
+CET6_REVIEW_PER_ACCOUNT = Limit("cet6-review:account", 10, timedelta(hours=1))
+CET6_REVIEW_PER_ADDRESS = Limit("cet6-review:address", 30, timedelta(hours=1))
 
 
 def _bucket(limit: Limit, key: str) -> str:

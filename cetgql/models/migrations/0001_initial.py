@@ -3,6 +3,7 @@ from tortoise.migrations import operations as ops
 import functools
 from cetgql.models.accounts import IdType, PhoneAppealStatus, Role, VerificationPurpose
 from cetgql.models.exams import SubjectKind
+from cetgql.models.payments import PaymentStatus
 from cetgql.models.registration import OrderStatus, RegistrationStatus, ReviewStatus
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
@@ -137,6 +138,20 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='ProviderSetting',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('province', fields.ForeignKeyField('cetgql.Province', source_field='province_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('provider', fields.CharField(max_length=32)),
+                ('enabled', fields.BooleanField(default=False)),
+                ('values', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('secrets', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'provider_setting', 'app': 'cetgql', 'unique_together': (('province', 'provider'),), 'pk_attr': 'id', 'table_description': "Whether a provider is on in a province, with that province's merchant settings."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='RateLimitHit',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -208,6 +223,44 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='Payment',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('cetgql.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='payments', on_delete=OnDelete.CASCADE)),
+                ('provider', fields.CharField(max_length=32)),
+                ('out_trade_no', fields.CharField(unique=True, max_length=32)),
+                ('amount_fen', fields.IntField()),
+                ('status', fields.CharEnumField(default=PaymentStatus.CREATED, description='CREATED: CREATED\nPENDING: PENDING\nSUCCEEDED: SUCCEEDED\nFAILED: FAILED\nCLOSED: CLOSED\nREFUNDED: REFUNDED', enum_type=PaymentStatus, max_length=10)),
+                ('provider_trade_no', fields.CharField(null=True, max_length=64)),
+                ('redirect', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('qr_code', fields.TextField(null=True, unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('refund_no', fields.CharField(null=True, unique=True, max_length=32)),
+                ('refund_reason', fields.CharField(null=True, max_length=32)),
+                ('refunded_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'payment', 'app': 'cetgql', 'indexes': [Index(fields=['order_id', 'status']), Index(fields=['status', 'updated_at'])], 'pk_attr': 'id', 'table_description': 'One attempt to pay an order with one provider, under our trade number.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='PaymentEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('payment', fields.ForeignKeyField('cetgql.Payment', source_field='payment_id', null=True, db_constraint=True, to_field='id', related_name='events', on_delete=OnDelete.CASCADE)),
+                ('provider', fields.CharField(max_length=32)),
+                ('kind', fields.CharField(max_length=16)),
+                ('out_trade_no', fields.CharField(default='', max_length=64)),
+                ('outcome', fields.CharField(max_length=32)),
+                ('detail', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'payment_event', 'app': 'cetgql', 'pk_attr': 'id', 'table_description': 'Everything that happened to a payment, verified or not: the payment audit trail.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='RegistrationWindow',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -256,7 +309,7 @@ class Migration(migrations.Migration):
                 ('photo_digest', fields.CharField(default='', max_length=64)),
                 ('eligible_subjects', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('restrictions', fields.CharField(default='', max_length=255)),
-                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'roster_record', 'app': 'cetgql', 'unique_together': (('session', 'id_type', 'id_number'),), 'indexes': [Index(fields=['session_id', 'school_id'])], 'pk_attr': 'id', 'table_description': 'One student as their school uploaded them for one exam session.'},
             bases=['Model'],
