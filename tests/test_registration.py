@@ -323,3 +323,14 @@ async def test_anonymous_selection_is_refused_at_the_top_level(gql):
         SELECT, {"input": {"sessionCode": "2026H1", "items": [{"subjectCode": "CET4"}]}}
     )
     assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_nothing_is_readable_until_an_initial_password_is_changed(gql):
+    world = await build_world()
+    me = await qualified_candidate(world)
+    await select(gql, me.token, {"subjectCode": "CET4"})
+    me.account.must_change_password = True
+    await me.account.save(update_fields=["must_change_password"])
+    view = await gql.data(OVERVIEW, token=me.token)
+    assert view["viewer"]["registrations"] == []
+    assert view["viewer"]["orders"]["edges"] == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -12,6 +12,10 @@ from strawberry.types import Info
 from cetgql import models
 from cetgql.graphql.types.registration import Order, Registration
 from cetgql.services import access, identity
+
+if TYPE_CHECKING:
+    from cetgql.graphql.cet6_review import Cet6Review
+    from cetgql.graphql.types.qualification import Qualification
 
 IdType = strawberry.enum(models.IdType, name="IdType", description="Kinds of identity document.")
 Role = strawberry.enum(models.Role, name="Role")
@@ -62,10 +66,33 @@ class Account(relay.Node):
     async def roles(self) -> list[Role]:  # type: ignore[valid-type]
         return sorted(await access.roles_of(self.model))
 
+    @strawberry.field(
+        description="The roster match for the session (Q1), confirmed or not (Q2); null before "
+        "the qualification check. Only the owner and national admins see it."
+    )
+    async def qualification(
+        self, info: Info, session_code: str
+    ) -> Annotated[Qualification, strawberry.lazy("cetgql.graphql.types.qualification")] | None:
+        from cetgql.graphql.types.qualification import Qualification
+
+        return await Qualification.for_account(info, self.id, session_code)
+
+    @strawberry.field(
+        description="The latest CET6 qualification review of the session (S4); null if none."
+    )
+    async def cet6_review(
+        self, info: Info, session_code: str
+    ) -> Annotated[Cet6Review, strawberry.lazy("cetgql.graphql.cet6_review")] | None:
+        from cetgql.graphql.cet6_review import Cet6Review
+
+        return await Cet6Review.for_account(info, self.id, session_code)
+
     @strawberry.field(description="Every subject chosen, with its state and payment (S12).")
     async def registrations(
         self, info: Info, session_code: str | None = None
     ) -> list[Registration]:
+        if not await can_see_account(info, self.id):
+            return []  # also while an initial password is still to be changed (S11)
         query = models.Registration.filter(account_id=self.id)
         if session_code:
             query = query.filter(session__code=session_code.strip().upper()[:8])
@@ -73,6 +100,8 @@ class Account(relay.Node):
 
     @relay.connection(relay.ListConnection[Order], description="Orders, newest first.")
     async def orders(self, info: Info) -> Iterable[Order]:
+        if not await can_see_account(info, self.id):
+            return []
         rows = await models.Order.filter(account_id=self.id).order_by("-created_at", "-id")
         info.context.loaders.prime(info.context.loaders.order, rows)
         return [Order.from_model(o) for o in rows]
