@@ -14,12 +14,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
-from cetgql import db, files, jobs
+from cetgql import db, files, jobs, payment_pages
 from cetgql.graphql.context import Context
 from cetgql.graphql.schema import schema
+from cetgql.services import order_events
 from cetgql.settings import Settings, configure, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -33,6 +36,16 @@ class CetGraphQL(GraphQL):
         return Context.from_connection(
             request, response if isinstance(response, Response) else None
         )
+
+    async def on_ws_connect(  # type: ignore[override]
+        self, context: Context
+    ) -> UnsetType | dict[str, object] | None:
+        """Refuse ``connection_init`` with a token that is no open session (close 4403), so
+        the client learns at once to sign in again; without a token the socket is accepted
+        and operations that need a viewer answer UNAUTHENTICATED."""
+        if context.token is not None and await context.viewer() is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        return UNSET  # a plain connection_ack
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         from cetgql.graphql.ide import render_graphiql_page
@@ -57,15 +70,17 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Periodic jobs (CETGQL_RUN_JOBS) run in a background task once the ORM is up.
+        # Periodic jobs (CETGQL_RUN_JOBS) run in a background task once the ORM is up; the
+        # order events' listening connection (opened by the first subscriber) closes last.
         if not manage_database:
-            async with jobs.background(settings) as app.state.jobs:
+            async with order_events.lifespan(), jobs.background(settings) as app.state.jobs:
                 yield
             return
         # Requests run outside the lifespan task's context: Tortoise's Starlette integration
         # makes the ORM context reachable from them.
         async with (
             RegisterTortoise(app, config=db.tortoise_config(settings.database_url)),
+            order_events.lifespan(),
             jobs.background(settings) as app.state.jobs,
         ):
             yield
@@ -80,6 +95,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         WebSocketRoute("/graphql", graphql_app),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/files/roster-photos/{record_id:int}", files.roster_photo, methods=["GET"]),
+        *payment_pages.routes(sandboxes=settings.sandboxes or settings.demo),
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))

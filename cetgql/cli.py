@@ -1,10 +1,12 @@
-"""The ``cetgql`` command: serve, demo, migrate, create-admin, import-roster, export-schema."""
+"""The ``cetgql`` command: serve, worker, demo, migrate, create-admin, import-roster,
+group-register, export-schema."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -96,6 +98,28 @@ def migrate(database_url: DatabaseOption = None) -> None:
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Jobs run at the same time (PostgreSQL).")
+    ] = 2,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Run the periodic jobs (order lapse, pruning, ...) until stopped; see docs/jobs.md.
+
+    PostgreSQL: any number of workers and API processes (CETGQL_RUN_JOBS); a tick runs once.
+
+    SQLite: one worker at most, and only with CETGQL_RUN_JOBS=0 for `cetgql serve`.
+    """
+    from cetgql import jobs
+
+    settings = _settings(database_url)
+    logging.basicConfig(level=settings.log_level)
+    _run_with_database(
+        settings, lambda: jobs.run_worker(settings.database_url, concurrency=concurrency)
+    )
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -174,6 +198,135 @@ def import_roster(
         settings, lambda: roster_import.import_from_cli(file, session, photos, console)
     )
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command("group-register")
+def group_register(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV or XLSX: 证件类型, 证件号码, 报考科目."
+        ),
+    ],
+    session: Annotated[str, typer.Option(help='Exam session code, e.g. "2026H1".')],
+    school: Annotated[str, typer.Option(help="Code of the school that registers and pays.")],
+    dry_run: Annotated[bool, typer.Option(help="Check every row; register nobody.")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Group-register (集体报名) written subjects paid by a school: all rows or none (S11)."""
+    from cetgql.services import group_registration
+
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings,
+        lambda: group_registration.register_from_cli(
+            file, session, school, console, dry_run=dry_run
+        ),
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+SheetFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX file.")]
+SessionOption = Annotated[str, typer.Option(help='Exam session code, e.g. "2026H1".')]
+
+
+@app.command("import-oral-centers")
+def import_oral_centers(
+    file: SheetFile, session: SessionOption, database_url: DatabaseOption = None
+) -> None:
+    """Import oral centres (省份代码, 考点代码, 考点名称, 考点地址, 考位数, 开考科目): new codes
+    are created, known ones updated; all rows or none."""
+    from cetgql.services import oral_centers, registration_setup
+
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings,
+        lambda: registration_setup.import_from_cli(
+            oral_centers.import_centers, file, session, console, "oral centres"
+        ),
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("import-fees")
+def import_fees(
+    file: SheetFile, session: SessionOption, database_url: DatabaseOption = None
+) -> None:
+    """Import fees (省份代码, 科目, 报名费 in yuan, or a fee column headed 分/fen in fen);
+    all rows or none."""
+    from cetgql.services import registration_setup
+
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings,
+        lambda: registration_setup.import_from_cli(
+            registration_setup.import_fees, file, session, console, "fees"
+        ),
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+def _beijing_time(text: str) -> datetime:
+    """ISO 8601; without an offset, Beijing time (what the notices announce)."""
+    from cetgql.services.clock import SHANGHAI
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{text!r} is not a date and time like 2026-03-01T09:00"
+        ) from error
+    return value if value.tzinfo else value.replace(tzinfo=SHANGHAI)
+
+
+@app.command("set-window")
+def set_window(
+    session: SessionOption,
+    province: Annotated[str, typer.Option(help="Province code, e.g. 44.")],
+    kind: Annotated[str, typer.Option(help="WRITTEN or ORAL.")],
+    opens: Annotated[datetime, typer.Option(parser=_beijing_time, help="Opening time.")],
+    closes: Annotated[datetime, typer.Option(parser=_beijing_time, help="Closing time.")],
+    school: Annotated[
+        str | None, typer.Option(help="School code, for a school's own written window.")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Set a registration window (S6); times without an offset are Beijing time."""
+    from cetgql.models import SubjectKind
+    from cetgql.services import registration_setup
+    from cetgql.services.clock import SHANGHAI
+    from cetgql.services.errors import DomainError
+
+    try:
+        subject_kind = SubjectKind(kind.strip().upper())
+    except ValueError as error:
+        raise typer.BadParameter("--kind must be WRITTEN or ORAL") from error
+    settings = _settings(database_url)
+
+    async def work() -> bool:
+        try:
+            window = await registration_setup.set_window(
+                None,
+                session_code=session,
+                province_code=province,
+                school_code=school,
+                kind=subject_kind,
+                opens_at=opens,
+                closes_at=closes,
+            )
+        except DomainError as error:
+            registration_setup.print_domain_error(console, error)
+            return False
+        where = f"school {window.school.code}" if window.school else f"province {province}"
+        console.print(
+            f"{subject_kind.value} window of {where} in {window.session.code}: "
+            f"{window.opens_at.astimezone(SHANGHAI).isoformat()} to "
+            f"{window.closes_at.astimezone(SHANGHAI).isoformat()}",
+            markup=False,
+        )
+        return True
+
+    raise typer.Exit(0 if _run_with_database(settings, work) else 1)
 
 
 @app.command("export-schema")

@@ -44,6 +44,7 @@ class Settings:
     log_level: str = "INFO"
     # Run the periodic jobs (order lapse, pruning, ...) inside each API process.
     run_jobs: bool = True
+    sandboxes: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -66,6 +67,9 @@ class Settings:
             sms_webhook_url=env.get("CETGQL_SMS_WEBHOOK_URL") or None,
             log_level=env.get("CETGQL_LOG_LEVEL") or "INFO",
             run_jobs=_bool(env.get("CETGQL_RUN_JOBS"), True),
+            sandboxes=_bool(
+                env.get("CETGQL_SANDBOXES"), _bool(env.get("CETGQL_DEMO"), False)
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

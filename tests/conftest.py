@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -163,39 +164,57 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServerProcess:
+    """A real uvicorn process of cetgql on a test database, reached over a socket."""
+
+    def __init__(self, database: str, settings: Settings, extra_env: dict[str, str] | None = None):
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "CETGQL_DATABASE_URL": database,
+            "CETGQL_SECRET_KEY": settings.secret_key,
+            "CETGQL_PUBLIC_URL": self.url,
+            "CETGQL_SANDBOXES": "1",
+            "CETGQL_RUN_JOBS": "0",  # tests that need the periodic jobs start them themselves
+            **(extra_env or {}),
+        }
+        # The log goes to a file: a pipe nobody reads would block the server once full.
+        self.log = tempfile.NamedTemporaryFile(prefix="cetgql-server-", suffix=".log")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cetgql.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("live server did not start")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
 @pytest.fixture(scope="session")
 def live_server(database: str, settings: Settings) -> Iterator[str]:
     """A real uvicorn process on this run's database, for tests that need a socket."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CETGQL_DATABASE_URL": database,
-        "CETGQL_SECRET_KEY": settings.secret_key,
-        "CETGQL_PUBLIC_URL": f"http://127.0.0.1:{port}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cetgql.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "exited")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError("live server did not start")
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    server = ServerProcess(database, settings)
+    yield server.url
+    server.stop()

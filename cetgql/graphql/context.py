@@ -41,6 +41,26 @@ class Context:
     user_agent: str
     loaders: Loaders = field(default_factory=Loaders, repr=False)
     _viewer: Any = field(default=_UNSET, repr=False)
+    _connection_params: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def connection_params(self) -> dict[str, Any]:
+        """The ``connection_init`` payload of a WebSocket; empty over HTTP."""
+        return self._connection_params
+
+    @connection_params.setter
+    def connection_params(self, payload: dict[str, Any]) -> None:
+        """Strawberry sets this on ``connection_init``. Browsers cannot put headers on a
+        WebSocket handshake, so clients send ``{"Authorization": "Bearer <token>"}`` (any
+        case, ``Accept-Language`` likewise) here; it wins over the handshake's headers."""
+        self._connection_params = payload
+        params = {str(k).lower(): v for k, v in payload.items() if isinstance(v, str)}
+        token = bearer_token(params)
+        if token is not None:
+            self.token = token
+            self.forget_viewer()
+        if "accept-language" in params:
+            self.language = preferred_language(params)
 
     async def viewer(self) -> Account | None:
         """The signed-in account for this request's bearer token, looked up once."""

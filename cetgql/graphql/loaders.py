@@ -68,6 +68,9 @@ class Loaders:
     registrations_of_order: DataLoader[int, list[models.Registration]] = field(
         default_factory=lambda: DataLoader(_grouped(models.Registration, "order_id"))
     )
+    payments_of_order: DataLoader[int, list[models.Payment]] = field(
+        default_factory=lambda: DataLoader(_grouped(models.Payment, "order_id", ("-id",)))
+    )
     seats_taken: DataLoader[int, int] = field(default_factory=lambda: DataLoader(_seats_taken))
 
     def prime(self, loader: DataLoader[int, Any], objects: Iterable[Model]) -> None:

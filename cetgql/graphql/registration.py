@@ -42,7 +42,9 @@ class SelectSubjectsPayload:
 
     @strawberry.field
     async def registrations(self, info: Info) -> list[Registration]:
-        return [r for order in self.orders for r in await order.registrations(info)]
+        loader = info.context.loaders.registrations_of_order
+        rows = [r for group in await loader.load_many([o.id for o in self.orders]) for r in group]
+        return [Registration.from_model(r) for r in rows]
 
 
 @strawberry.input

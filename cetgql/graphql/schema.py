@@ -10,9 +10,20 @@ from strawberry.tools import merge_types
 
 from cetgql.graphql.accounts import AccountMutations
 from cetgql.graphql.admin_accounts import AdminAccountMutations, AdminAccountQueries
+from cetgql.graphql.cet6_review import Cet6ReviewMutations, Cet6ReviewQueries
 from cetgql.graphql.extensions import default_extensions
-from cetgql.graphql.scalars import DateTime
+from cetgql.graphql.group_registration import GroupRegistrationMutations
+from cetgql.graphql.payment_settings import PaymentSettingsMutations, PaymentSettingsQueries
+from cetgql.graphql.payments import PaymentMutations
+from cetgql.graphql.qualification import QualificationMutations
 from cetgql.graphql.registration import RegistrationMutations, RegistrationQueries
+from cetgql.graphql.registration_admin import (
+    RegistrationAdminMutations,
+    RegistrationAdminQueries,
+)
+from cetgql.graphql.roster import RosterMutations, RosterQueries
+from cetgql.graphql.scalars import DateTime
+from cetgql.graphql.subscriptions import OrderSubscriptions
 from cetgql.graphql.types.exams import ExamSessionQueries
 from cetgql.graphql.viewer import ViewerQueries
 
@@ -21,12 +32,24 @@ QUERY_ROOTS: tuple[type, ...] = (
     ExamSessionQueries,
     RegistrationQueries,
     AdminAccountQueries,
+    RosterQueries,
+    RegistrationAdminQueries,
+    Cet6ReviewQueries,
+    PaymentSettingsQueries,
 )
 MUTATION_ROOTS: tuple[type, ...] = (
     RegistrationMutations,
     AccountMutations,
     AdminAccountMutations,
+    QualificationMutations,
+    RosterMutations,
+    RegistrationAdminMutations,
+    Cet6ReviewMutations,
+    GroupRegistrationMutations,
+    PaymentMutations,
+    PaymentSettingsMutations,
 )
+SUBSCRIPTION_ROOTS: tuple[type, ...] = (OrderSubscriptions,)
 
 Query = merge_types("Query", QUERY_ROOTS)
 
@@ -36,6 +59,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=mutation,
+        subscription=merge_types("Subscription", SUBSCRIPTION_ROOTS),
         config=StrawberryConfig(relay_max_results=100, scalar_map={datetime: DateTime}),
         extensions=default_extensions(),
     )

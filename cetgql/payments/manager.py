@@ -1,7 +1,16 @@
-"""Loads provider plugins through their ``cetgql`` entry points and keeps them by name."""
+"""Loads provider plugins through their ``cetgql`` entry points and keeps them by name.
+
+Everything asks :func:`registry` for the providers. It answers with the installed plugins,
+loaded once, unless a block of :func:`use_registry` put another registry in force: that is how
+tests run against a provider object defined in the test, without installing a distribution::
+
+    with manager.use_registry(manager.ProviderRegistry([FakeProvider()])):
+        ...
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +34,9 @@ class LoadedPlugin:
 
 
 class ProviderRegistry:
-    def __init__(self, providers: Iterable[PaymentProvider], loaded: Iterable[LoadedPlugin]):
+    def __init__(
+        self, providers: Iterable[PaymentProvider], loaded: Iterable[LoadedPlugin] = ()
+    ) -> None:
         self._providers: dict[str, PaymentProvider] = {}
         for provider in providers:
             if not isinstance(provider, PaymentProvider):
@@ -83,6 +94,26 @@ def load(manager: pluggy.PluginManager | None = None) -> ProviderRegistry:
 
 
 @lru_cache(maxsize=1)
-def registry() -> ProviderRegistry:
+def installed() -> ProviderRegistry:
     """The providers installed in this process, loaded once."""
     return load()
+
+
+_in_force: ProviderRegistry | None = None
+
+
+def registry() -> ProviderRegistry:
+    """The providers in force: the installed ones, or those of a :func:`use_registry` block."""
+    return _in_force if _in_force is not None else installed()
+
+
+@contextlib.contextmanager
+def use_registry(replacement: ProviderRegistry) -> Iterator[ProviderRegistry]:
+    """Put ``replacement`` in force for the whole process during the block (tests, tools);
+    blocks nest, and the previous registry is back afterwards."""
+    global _in_force
+    previous, _in_force = _in_force, replacement
+    try:
+        yield replacement
+    finally:
+        _in_force = previous

@@ -332,6 +332,10 @@ def subject_reasons(
     return found
 
 
+async def session_by_id(session_id: int) -> ExamSession:
+    return await ExamSession.get(id=session_id)
+
+
 async def session_by_code(code: str) -> ExamSession:
     session = await ExamSession.get_or_none(code=code.strip().upper()[:8])
     if session is None:

@@ -78,6 +78,46 @@ class ErrorCode(StrEnum):
     DUPLICATE_SUBJECT = "DUPLICATE_SUBJECT"
     TOO_MANY_ITEMS = "TOO_MANY_ITEMS"
     ORDER_NOT_PENDING = "ORDER_NOT_PENDING"
+    # payments (P1–P6)
+    PROVIDER_NOT_AVAILABLE = "PROVIDER_NOT_AVAILABLE"
+    PROVIDER_UNREACHABLE = "PROVIDER_UNREACHABLE"
+    ORDER_ALREADY_PAID = "ORDER_ALREADY_PAID"
+    ORDER_LAPSED = "ORDER_LAPSED"
+    INVALID_RETURN_URL = "INVALID_RETURN_URL"
+    # provider settings of a province (P1)
+    UNKNOWN_PAYMENT_PROVIDER = "UNKNOWN_PAYMENT_PROVIDER"
+    UNKNOWN_SETTING_FIELD = "UNKNOWN_SETTING_FIELD"
+    DUPLICATE_SETTING_FIELD = "DUPLICATE_SETTING_FIELD"
+    PROVIDER_SETTING_REQUIRED = "PROVIDER_SETTING_REQUIRED"
+    # CET6 review (S4)
+    CET6_ALREADY_ALLOWED = "CET6_ALREADY_ALLOWED"
+    CET6_REVIEW_PENDING = "CET6_REVIEW_PENDING"
+    CET4_TICKET_INVALID = "CET4_TICKET_INVALID"
+    CET4_SCORE_NOT_FOUND = "CET4_SCORE_NOT_FOUND"
+    CET4_SCORE_TOO_LOW = "CET4_SCORE_TOO_LOW"
+    REVIEW_ALREADY_DECIDED = "REVIEW_ALREADY_DECIDED"
+    # group registration (S11)
+    NOT_ON_SCHOOL_ROSTER = "NOT_ON_SCHOOL_ROSTER"
+    GROUP_WRITTEN_ONLY = "GROUP_WRITTEN_ONLY"
+    ACCOUNT_IDENTITY_MISMATCH = "ACCOUNT_IDENTITY_MISMATCH"
+    GROUP_REGISTRATION_INVALID = "GROUP_REGISTRATION_INVALID"
+    # registration set-up by admins (S1, S3, S6, P5)
+    SESSION_EXISTS = "SESSION_EXISTS"
+    INVALID_TIME_RANGE = "INVALID_TIME_RANGE"
+    SLOT_CHANGE_CONFLICT = "SLOT_CHANGE_CONFLICT"
+    UNKNOWN_PROVINCE = "UNKNOWN_PROVINCE"
+    SCHOOL_NOT_IN_PROVINCE = "SCHOOL_NOT_IN_PROVINCE"
+    SCHOOL_WINDOW_WRITTEN_ONLY = "SCHOOL_WINDOW_WRITTEN_ONLY"
+    FEE_OUT_OF_RANGE = "FEE_OUT_OF_RANGE"
+    CENTER_CODE_INVALID = "CENTER_CODE_INVALID"
+    CENTER_CODE_TAKEN = "CENTER_CODE_TAKEN"
+    INVALID_CAPACITY = "INVALID_CAPACITY"
+    CAPACITY_BELOW_HELD = "CAPACITY_BELOW_HELD"
+    SUBJECT_NOT_ORAL = "SUBJECT_NOT_ORAL"
+    CENTER_SUBJECT_IN_USE = "CENTER_SUBJECT_IN_USE"
+    FILE_INVALID = "FILE_INVALID"
+    NO_DATA_ROWS = "NO_DATA_ROWS"
+    DUPLICATE_ROW = "DUPLICATE_ROW"
 
 
 _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -273,9 +313,139 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "The same subject was chosen twice.",
     ),
     ErrorCode.TOO_MANY_ITEMS: ("一次选择的科目过多。", "Too many subjects in one request."),
+    ErrorCode.PROVIDER_NOT_AVAILABLE: (
+        "该支付方式在您所在省份未开通。",
+        "This payment method is not available in your province.",
+    ),
+    ErrorCode.PROVIDER_UNREACHABLE: (
+        "支付机构暂时无法连接，请稍后再试；已付款项不会丢失。",
+        "The payment provider cannot be reached right now; try again later. "
+        "Money already paid is not lost.",
+    ),
+    ErrorCode.ORDER_ALREADY_PAID: ("该订单已缴费。", "This order is already paid."),
+    ErrorCode.ORDER_LAPSED: (
+        "该订单已超过 24 小时缴费期限而失效，请重新选择科目。",
+        "This order passed its 24-hour payment deadline; choose the subjects again.",
+    ),
+    ErrorCode.INVALID_RETURN_URL: (
+        "返回地址须为 http 或 https 地址。",
+        "The return URL must be an http or https URL.",
+    ),
+    ErrorCode.UNKNOWN_PAYMENT_PROVIDER: (
+        "系统中未安装该支付方式。",
+        "No payment provider of this name is installed.",
+    ),
+    ErrorCode.UNKNOWN_SETTING_FIELD: (
+        "该支付方式没有此项商户设置。",
+        "The payment provider has no merchant setting of this name.",
+    ),
+    ErrorCode.DUPLICATE_SETTING_FIELD: (
+        "同一商户设置项不能重复填写。",
+        "The same merchant setting was given twice.",
+    ),
+    ErrorCode.PROVIDER_SETTING_REQUIRED: (
+        "开通该支付方式前须填写全部必填的商户设置，缺少：",
+        "Every required merchant setting must be filled in before the provider is turned on; "
+        "missing:",
+    ),
     ErrorCode.ORDER_NOT_PENDING: (
         "该订单已缴费、已失效或已取消，不能再变更。",
         "This order is paid, lapsed or cancelled and cannot be changed.",
+    ),
+    ErrorCode.CET6_ALREADY_ALLOWED: (
+        "您已具备英语六级报考资格，无须申请审核。",
+        "You may already register for CET6; no review is needed.",
+    ),
+    ErrorCode.CET6_REVIEW_PENDING: (
+        "您的六级资格审核申请正在由学校审核，请等待审核结果。",
+        "Your CET6 review request is with your school; please wait for its decision.",
+    ),
+    ErrorCode.CET4_TICKET_INVALID: (
+        "请输入 15 位英语四级笔试准考证号（第 10 位为 1）。",
+        "Enter the 15-digit ticket number of a CET4 written test (its 10th digit is 1).",
+    ),
+    ErrorCode.CET4_SCORE_NOT_FOUND: (
+        "未找到与您的身份信息相符的英语四级成绩，请核对准考证号；2005 年以前的成绩请联系所在学校。",
+        "No CET4 score matching your identity was found; check the ticket number. For scores "
+        "from before 2005, contact your school.",
+    ),
+    ErrorCode.CET4_SCORE_TOO_LOW: (
+        "该次英语四级成绩低于 425 分，不能据此报考英语六级。",
+        "That CET4 score is below 425 and does not qualify for CET6.",
+    ),
+    ErrorCode.REVIEW_ALREADY_DECIDED: ("该申请已处理。", "This request has already been decided."),
+    ErrorCode.NOT_ON_SCHOOL_ROSTER: (
+        "该考生不在本校本考次的学籍中。",
+        "This student is not on the school's roster for the session.",
+    ),
+    ErrorCode.GROUP_WRITTEN_ONLY: (
+        "集体报名仅限笔试科目，口试科目由考生本人登录报考。",
+        "Group registration covers written subjects only; students register for oral "
+        "subjects themselves online.",
+    ),
+    ErrorCode.ACCOUNT_IDENTITY_MISMATCH: (
+        "已用该证件号码注册的报名账号与学籍的姓名或证件类型不一致，请核实后再报名。",
+        "The account registered with this ID number differs from the roster in name or ID "
+        "type; check it before registering the student.",
+    ),
+    ErrorCode.GROUP_REGISTRATION_INVALID: (
+        "集体报名数据有错误，未为任何考生报名。",
+        "The group registration has errors; no student was registered.",
+    ),
+    ErrorCode.SESSION_EXISTS: ("该考次已存在。", "This exam session already exists."),
+    ErrorCode.INVALID_TIME_RANGE: (
+        "开始时间须早于结束时间。",
+        "The start must be before the end.",
+    ),
+    ErrorCode.SLOT_CHANGE_CONFLICT: (
+        "已有考生报考了该时段的其他科目，不能改到此时段。",
+        "Candidates already hold another subject in that slot; this subject cannot move to it.",
+    ),
+    ErrorCode.UNKNOWN_PROVINCE: ("省份代码不存在。", "There is no province with this code."),
+    ErrorCode.SCHOOL_NOT_IN_PROVINCE: (
+        "该学校不属于所选省份。",
+        "The school is not in this province.",
+    ),
+    ErrorCode.SCHOOL_WINDOW_WRITTEN_ONLY: (
+        "学校只能设置笔试报名时间，口试报名时间由省级承办机构设置。",
+        "A school sets only its written registration window; the oral window is the province's.",
+    ),
+    ErrorCode.FEE_OUT_OF_RANGE: (
+        "报名费须大于 0 元且不超过 1000 元（以分计为 1–100000）。",
+        "A fee must be more than 0 and at most 1000.00 CNY (1–100000 fen).",
+    ),
+    ErrorCode.CENTER_CODE_INVALID: (
+        "考点代码须为 6 位数字，且前两位为所在省份代码。",
+        "An oral centre code is 6 digits beginning with its province code.",
+    ),
+    ErrorCode.CENTER_CODE_TAKEN: (
+        "本考次已有该代码的口试考点。",
+        "An oral centre of this session already has this code.",
+    ),
+    ErrorCode.INVALID_CAPACITY: (
+        "考位数须为 0 至 100000 之间的整数。",
+        "The capacity must be a whole number from 0 to 100000.",
+    ),
+    ErrorCode.CAPACITY_BELOW_HELD: (
+        "考位数不能少于已被占用的考位数（括号内为已占用数）。",
+        "The capacity cannot be less than the seats already held (shown in brackets).",
+    ),
+    ErrorCode.SUBJECT_NOT_ORAL: (
+        "口试考点只能开考口试科目。",
+        "An oral centre examines oral subjects only.",
+    ),
+    ErrorCode.CENTER_SUBJECT_IN_USE: (
+        "已有考生在该考点报考此科目，不能取消该科目。",
+        "Candidates hold seats for this subject at the centre; it cannot be removed.",
+    ),
+    ErrorCode.FILE_INVALID: (
+        "文件有错误，未导入任何记录。",
+        "The file has errors; nothing was imported.",
+    ),
+    ErrorCode.NO_DATA_ROWS: ("文件中没有数据行。", "The file has no data rows."),
+    ErrorCode.DUPLICATE_ROW: (
+        "该记录在文件中重复出现。",
+        "This entry appears more than once in the file.",
     ),
 }
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from croniter import croniter
 
-from cetgql.services import rate_limits, registration
+from cetgql.services import payments, rate_limits, registration
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
@@ -70,4 +70,10 @@ register(
     "0 * * * *",
     rate_limits.prune,
     "Delete rate-limit hits older than the longest window.",
+)
+register(
+    "reconcile-payments",
+    "*/5 * * * *",
+    payments.reconcile,
+    "Ask providers about open payments and retry unconfirmed refunds (P3, P4).",
 )

@@ -25,7 +25,7 @@ from cetgql.models import (
     RegistrationStatus,
     SubjectKind,
 )
-from cetgql.services import clock, eligibility
+from cetgql.services import clock, eligibility, order_events
 from cetgql.services.errors import DomainError, ErrorCode, Problem
 
 PAYMENT_PERIOD = timedelta(hours=24)
@@ -254,7 +254,43 @@ async def mark_order_paid(order_id: int, paid_at: datetime) -> Order:
         await Registration.filter(order_id=order.id).update(
             status=RegistrationStatus.PAID, paid_at=paid_at
         )
-        return order
+    await order_events.publish(order.id)
+    return order
+
+
+async def reinstate_paid_order(order_id: int) -> bool:
+    """P6: an order paid after it lapsed (or was cancelled) is applied when its places are
+    still free and its window still open. False means the caller must refund the payment."""
+    async with in_transaction():
+        order = await Order.select_for_update().get(id=order_id)
+        if order.status == OrderStatus.PAID:
+            return True
+        account = await Account.select_for_update().get(id=order.account_id)  # type: ignore[attr-defined]
+        now = clock.now()
+        await lapse_account(account.id, now)
+        session = await eligibility.session_by_id(order.session_id)  # type: ignore[attr-defined]
+        situation = await eligibility.load_situation(account, session, with_centers=False)
+        if order.kind not in situation.open_kinds:
+            return False
+        choices = await Registration.filter(order_id=order.id).select_related("offering__subject")
+        held_codes, held_slots = situation.active_codes(), situation.taken_slots()
+        for choice in choices:
+            if choice.offering.subject.code in held_codes or choice.offering.slot in held_slots:
+                return False
+            if choice.oral_center_id is not None:  # type: ignore[attr-defined]
+                centre = await OralCenter.select_for_update().get(id=choice.oral_center_id)  # type: ignore[attr-defined]
+                taken = await Registration.filter(
+                    eligibility.active_seats_filter(now), oral_center_id=centre.id
+                ).count()
+                if taken >= centre.capacity:
+                    return False
+        order.status, order.paid_at, order.closed_at = OrderStatus.PAID, now, None
+        await order.save(update_fields=["status", "paid_at", "closed_at"])
+        for choice in choices:
+            choice.status, choice.paid_at, choice.closed_at = RegistrationStatus.PAID, now, None
+            choice.active_key = f"{account.id}:{choice.offering.id}"
+            await choice.save(update_fields=["status", "paid_at", "closed_at", "active_key"])
+        return True
 
 
 async def cancel_order(account: Account, order_id: int) -> Order:
@@ -268,7 +304,8 @@ async def cancel_order(account: Account, order_id: int) -> Order:
             raise DomainError.of(ErrorCode.ORDER_NOT_PENDING, "orderId")
         await _close_orders([order.id], OrderStatus.CANCELLED, now)
         await order.refresh_from_db()
-        return order
+    await order_events.publish(order.id)
+    return order
 
 
 async def lapse_overdue_orders(batch: int = 1000) -> int:
@@ -287,4 +324,5 @@ async def lapse_overdue_orders(batch: int = 1000) -> int:
             return total
         async with in_transaction():
             await _close_orders(ids, OrderStatus.LAPSED, now)
+        await order_events.publish_many(ids)
         total += len(ids)

@@ -14,6 +14,7 @@ from cetgql import models
 from cetgql.graphql.errors import UserErrorCode
 from cetgql.graphql.scalars import Money
 from cetgql.graphql.types.exams import ExamSession, Subject, SubjectKind
+from cetgql.graphql.types.payments import Payment
 from cetgql.services import access, clock, eligibility
 
 RegistrationStatus = strawberry.enum(models.RegistrationStatus, name="RegistrationStatus")
@@ -189,6 +190,11 @@ class Order(relay.Node):
     async def registrations(self, info: Info) -> list[Registration]:
         rows = await info.context.loaders.registrations_of_order.load(self.id)
         return [Registration.from_model(r) for r in rows]
+
+    @strawberry.field(description="Every payment attempt of this order, newest first.")
+    async def payments(self, info: Info) -> list[Payment]:
+        rows = await info.context.loaders.payments_of_order.load(self.id)
+        return [Payment.from_model(p) for p in rows]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
