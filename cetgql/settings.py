@@ -67,9 +67,7 @@ class Settings:
             sms_webhook_url=env.get("CETGQL_SMS_WEBHOOK_URL") or None,
             log_level=env.get("CETGQL_LOG_LEVEL") or "INFO",
             run_jobs=_bool(env.get("CETGQL_RUN_JOBS"), True),
-            sandboxes=_bool(
-                env.get("CETGQL_SANDBOXES"), _bool(env.get("CETGQL_DEMO"), False)
-            ),
+            sandboxes=_bool(env.get("CETGQL_SANDBOXES"), _bool(env.get("CETGQL_DEMO"), False)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

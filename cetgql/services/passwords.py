@@ -26,9 +26,7 @@ MAX_LENGTH = 128  # Argon2 accepts more, but nobody types more, and it bounds th
 TIME_COST = 2
 MEMORY_COST_KIB = 19 * 1024
 PARALLELISM = 1
-_hasher = PasswordHasher(
-    time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB, parallelism=PARALLELISM
-)
+_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB, parallelism=PARALLELISM)
 
 
 def _normalise(password: str) -> str:
