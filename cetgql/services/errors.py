@@ -118,6 +118,19 @@ class ErrorCode(StrEnum):
     FILE_INVALID = "FILE_INVALID"
     NO_DATA_ROWS = "NO_DATA_ROWS"
     DUPLICATE_ROW = "DUPLICATE_ROW"
+    # printed documents and admission tickets (T1–T5)
+    MISSING_GLYPH = "MISSING_GLYPH"
+    ROOM_NUMBER_INVALID = "ROOM_NUMBER_INVALID"
+    ROOM_CAPACITY_INVALID = "ROOM_CAPACITY_INVALID"
+    DUPLICATE_ROOM = "DUPLICATE_ROOM"
+    ROOM_IN_USE = "ROOM_IN_USE"
+    SCHOOL_TICKETS_WRITTEN_ONLY = "SCHOOL_TICKETS_WRITTEN_ONLY"
+    REGISTRATION_STILL_OPEN = "REGISTRATION_STILL_OPEN"
+    PAYMENTS_PENDING = "PAYMENTS_PENDING"
+    NOT_ENOUGH_SEATS = "NOT_ENOUGH_SEATS"
+    SEED_INVALID = "SEED_INVALID"
+    NOT_ALLOCATED = "NOT_ALLOCATED"
+    NOTHING_TO_PRINT = "NOTHING_TO_PRINT"
 
 
 _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -446,6 +459,54 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.DUPLICATE_ROW: (
         "该记录在文件中重复出现。",
         "This entry appears more than once in the file.",
+    ),
+    ErrorCode.MISSING_GLYPH: (
+        "以下字符无法打印（字库中没有该字），请联系考试管理部门处理：",
+        "These characters cannot be printed (no font has them); contact the exam office:",
+    ),
+    ErrorCode.ROOM_NUMBER_INVALID: (
+        "考场号须为 1 至 999 之间的整数（口试考场为 1 至 99）。",
+        "A room number is a whole number from 1 to 999 (1 to 99 for an oral centre).",
+    ),
+    ErrorCode.ROOM_CAPACITY_INVALID: (
+        "考场座位数须为 1 至 99 之间的整数。",
+        "A room seats a whole number of candidates from 1 to 99.",
+    ),
+    ErrorCode.DUPLICATE_ROOM: ("考场号重复。", "The same room number appears twice."),
+    ErrorCode.ROOM_IN_USE: (
+        "该考场已编排考生，不能删除或减少到已用座位以下。",
+        "Candidates are seated in this room: it cannot be removed or shrunk below the seats "
+        "in use.",
+    ),
+    ErrorCode.SCHOOL_TICKETS_WRITTEN_ONLY: (
+        "学校只安排笔试考场和准考证；口试考场和准考证打印时间由省级承办机构安排。",
+        "A school arranges written rooms and tickets only; oral rooms and the oral ticket "
+        "printing time are the province's.",
+    ),
+    ErrorCode.REGISTRATION_STILL_OPEN: (
+        "报名尚未结束，报名结束后才能编排考场。",
+        "Registration is still open; rooms are allocated once it has closed.",
+    ),
+    ErrorCode.PAYMENTS_PENDING: (
+        "仍有考生的报名在缴费期限内尚未缴费，请在缴费期限过后再编排考场（括号内为人数）。",
+        "Some choices are still within their payment period; allocate once it has passed "
+        "(count in brackets).",
+    ),
+    ErrorCode.NOT_ENOUGH_SEATS: (
+        "考场座位不足，请增加考场或座位：",
+        "The rooms have too few seats; add rooms or seats:",
+    ),
+    ErrorCode.SEED_INVALID: (
+        "随机种子须为 1 至 64 位字母、数字、“-”或“_”。",
+        "A seed is 1 to 64 letters, digits, '-' or '_'.",
+    ),
+    ErrorCode.NOT_ALLOCATED: (
+        "尚未编排考场，不能发布准考证。",
+        "Rooms have not been allocated yet: there are no tickets to publish.",
+    ),
+    ErrorCode.NOTHING_TO_PRINT: (
+        "没有可打印的已发布准考证。",
+        "There are no published tickets to print.",
     ),
 }
 
