@@ -29,8 +29,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cetgql.models import Account, Campus, IdType, Province, Role, School
-from cetgql.services import accounts, catalog, identity, roster_import
+from cetgql.models import Account, Campus, IdType, OralCenter, Province, Role, School, SubjectKind
+from cetgql.payments.manager import registry
+from cetgql.services import (
+    accounts,
+    catalog,
+    clock,
+    identity,
+    oral_centers,
+    provider_settings,
+    registration_setup,
+    roster_import,
+)
 from cetgql.settings import get_settings
 
 ROSTER_SESSION = "2026H1"
@@ -328,6 +338,76 @@ async def _accounts() -> None:
         await accounts.create_admin(password=ADMIN_PASSWORD, **admin)
 
 
+# Fees in fen (P5): written 30–37 yuan depending on the province, oral 50 yuan.
+WRITTEN_FEES = {"11": 3000, "44": 3500}
+ORAL_FEE = 5000
+# Two oral centres per province, with few seats so that "seats full" can be seen in the demo.
+ORAL_CENTRES = {
+    "11": (("110001", "北京外国语大学口试考点", 40), ("110002", "北京语言大学口试考点", 8)),
+    "44": (("440001", "中山大学口试考点", 40), ("440002", "华南理工大学口试考点", 8)),
+}
+
+
+async def _registration_setup() -> None:
+    """Open windows, set fees and oral centres the way province admins would (S3, S6, P5)."""
+    now = clock.now()
+    subjects = await catalog.ensure_catalogue()
+    for code in PROVINCES:
+        for kind in (SubjectKind.WRITTEN, SubjectKind.ORAL):
+            await registration_setup.set_window(
+                None,
+                session_code=ROSTER_SESSION,
+                province_code=code,
+                school_code=None,
+                kind=kind,
+                opens_at=now - timedelta(days=1),
+                closes_at=now + timedelta(days=60),
+            )
+        await registration_setup.set_fees(
+            None,
+            session_code=ROSTER_SESSION,
+            province_code=code,
+            items=[
+                registration_setup.FeeItem(
+                    subject_code=s.code,
+                    fen=ORAL_FEE if s.kind == SubjectKind.ORAL else WRITTEN_FEES[code],
+                )
+                for s in subjects.values()
+            ],
+        )
+        existing = set(
+            await OralCenter.filter(session__code=ROSTER_SESSION).values_list("code", flat=True)
+        )
+        for centre_code, name, capacity in ORAL_CENTRES[code]:
+            if centre_code not in existing:
+                await oral_centers.create_center(
+                    None,
+                    session_code=ROSTER_SESSION,
+                    province_code=code,
+                    code=centre_code,
+                    name=name,
+                    capacity=capacity,
+                )
+
+
+async def _payment_setup() -> list[str]:
+    """Turn every installed provider on in both provinces against its sandbox (P1)."""
+    sandbox_base = f"{get_settings().public_url}/sandbox"
+    names = []
+    for provider in registry():
+        values = provider.sandbox_merchant(f"{sandbox_base}/{provider.name}")
+        for code in PROVINCES:
+            await provider_settings.set_provider(
+                None,
+                province_code=code,
+                provider=provider.name,
+                enabled=True,
+                values=[provider_settings.SettingValue(k, v) for k, v in values.items()],
+            )
+        names.append(provider.name)
+    return names
+
+
 async def seed() -> str:
     """Create (or bring back) the demo data; safe to run any number of times."""
     await catalog.ensure_catalogue()
@@ -348,6 +428,8 @@ async def seed() -> str:
         details = "; ".join(f"line {p.line} {p.column} {p.code}" for p in result.problems[:5])
         raise RuntimeError(f"demo roster rejected: {details}")
     await _accounts()
+    await _registration_setup()
+    providers = await _payment_setup()
     url = get_settings().public_url
     lines = [
         f"Demo data ready: {len(SCHOOLS)} schools, {ROSTER_SIZE} students on the "
@@ -363,6 +445,10 @@ async def seed() -> str:
             f"  {admin['role'].value.lower():15} {admin['email']:26} scope {scope:5} "
             f"password {ADMIN_PASSWORD}"
         )
+    lines.append(
+        f"Registration is open, fees and oral centres are set; payment sandboxes: "
+        f"{', '.join(providers) or 'none installed'} (at {url}/sandbox/...)."
+    )
     lines.append(
         f"GraphiQL: {url}/graphql — run SignIn, then VerifyQualification for session "
         f"{ROSTER_SESSION} with 张三's name and ID."
