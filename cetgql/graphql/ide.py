@@ -108,6 +108,23 @@ EXAMPLE_OPERATIONS: tuple[ExampleOperation, ...] = (
     ExampleOperation(
         "confirm_qualification.graphql", {"input": {"sessionCode": DEMO_SESSION_CODE}}
     ),
+    ExampleOperation("available_subjects.graphql", {"sessionCode": DEMO_SESSION_CODE}),
+    ExampleOperation(
+        "oral_centers.graphql", {"sessionCode": DEMO_SESSION_CODE, "subjectCode": "CET-SET4"}
+    ),
+    ExampleOperation(
+        "select_subjects.graphql",
+        {"input": {"sessionCode": DEMO_SESSION_CODE, "items": [{"subjectCode": "CET4"}]}},
+    ),
+    ExampleOperation("payment_providers.graphql", {}),
+    ExampleOperation(
+        "start_payment.graphql",
+        {"input": {"orderId": "<an order id from SelectSubjects>", "provider": "alipay"}},
+    ),
+    ExampleOperation(
+        "refresh_payment.graphql", {"input": {"paymentId": "<the payment id from StartPayment>"}}
+    ),
+    ExampleOperation("my_registrations.graphql", {"sessionCode": DEMO_SESSION_CODE}),
     ExampleOperation(
         "request_verification_code.graphql",
         {"input": {"purpose": "RESET_PASSWORD", "channel": "EMAIL", "login": DEMO_EMAIL}},
