@@ -8,20 +8,32 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
-from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
-from cetgql import db, files, jobs, payment_pages
+from cetgql import (
+    db,
+    files,
+    health,
+    jobs,
+    metrics,
+    payment_pages,
+    score_pages,
+    security,
+    ticket_pages,
+)
 from cetgql.graphql.context import Context
+from cetgql.graphql.http import GraphQLOverHTTP
 from cetgql.graphql.schema import schema
+from cetgql.observability import RequestIdMiddleware
 from cetgql.services import order_events
 from cetgql.settings import Settings, configure, get_settings
 
@@ -29,8 +41,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 logger = logging.getLogger("cetgql")
 
 
-class CetGraphQL(GraphQL):
-    """Strawberry's ASGI view with our context and the offline GraphiQL page."""
+class CetGraphQL(GraphQLOverHTTP):
+    """The GraphQL-over-HTTP view (graphql/http.py) with our context and the offline GraphiQL
+    page."""
+
+    def encode_json(self, data: object) -> str:
+        """orjson: 5-10 times faster than ``json.dumps`` on a response of a few kilobytes.
+        Text, not bytes: WebSocket messages (graphql-transport-ws) must go as text frames."""
+        return orjson.dumps(data).decode()
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         return Context.from_connection(
@@ -48,18 +66,28 @@ class CetGraphQL(GraphQL):
         return UNSET  # a plain connection_ack
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        from cetgql.graphql.ide import render_graphiql_page
+        from cetgql.graphql.ide import content_security_policy, render_graphiql_page
 
-        return HTMLResponse(render_graphiql_page())
+        return HTMLResponse(
+            render_graphiql_page(),
+            headers={"Content-Security-Policy": content_security_policy()},
+        )
 
 
 async def healthz(request: Request) -> JSONResponse:
-    try:
-        await Tortoise.get_connection("default").execute_query("SELECT 1")
-    except Exception:
-        logger.exception("health check: database unreachable")
+    if not await health.database_ok():
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "up"})
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: the request id must cover everything, metrics see every answer."""
+    return [
+        Middleware(RequestIdMiddleware),
+        Middleware(metrics.MetricsMiddleware),
+        Middleware(security.SecurityHeadersMiddleware, settings=settings),
+        *security.cors(settings),
+    ]
 
 
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Starlette:
@@ -89,14 +117,19 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         multipart_uploads_enabled=True,
+        allowed_origins=settings.cors_origins,  # cross-origin WebSocket handshakes
     )
     routes: list[Any] = [
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/graphql", graphql_app, methods=None),  # the view answers 405 itself
         WebSocketRoute("/graphql", graphql_app),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/files/roster-photos/{record_id:int}", files.roster_photo, methods=["GET"]),
         *payment_pages.routes(sandboxes=settings.sandboxes or settings.demo),
+        *ticket_pages.routes(),
+        *score_pages.routes(),
     ]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=_middleware(settings))

@@ -4,7 +4,6 @@ group-register, export-schema."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +64,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     os.environ["CETGQL_SECRET_KEY"] = settings.secret_key
     os.environ["CETGQL_DEMO"] = "1" if settings.demo else "0"
     os.environ.setdefault("CETGQL_PUBLIC_URL", f"http://{host}:{port}")
-    logging.basicConfig(level=settings.log_level)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # One /metrics answer for all workers: prometheus_client's multiprocess mode, in a
+        # directory of this run only (stale files of earlier runs would be counted too).
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cetgql-metrics-")
+    from cetgql.observability import configure_logging, log_config
+
+    configure_logging(settings)
     console.print(f"cetgql on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
     uvicorn.run(
         "cetgql.app:create_app",
@@ -74,7 +81,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=log_config(settings),  # every worker logs the same way (request ids)
         proxy_headers=True,
+        # Named, not left to "auto": a missing uvloop or httptools must fail loudly rather
+        # than fall back to asyncio's loop and h11 (together about a third slower here).
+        loop="uvloop",
+        http="httptools",
     )
 
 
@@ -102,6 +114,10 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Jobs run at the same time (PostgreSQL).")
     ] = 2,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics (job runs) on this port."),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Run the periodic jobs (order lapse, pruning, ...) until stopped; see docs/jobs.md.
@@ -113,7 +129,14 @@ def worker(
     from cetgql import jobs
 
     settings = _settings(database_url)
-    logging.basicConfig(level=settings.log_level)
+    from cetgql.observability import configure_logging
+
+    configure_logging(settings)
+    if metrics_port is not None:
+        # A worker serves no HTTP of its own; its job runs are counted here (docs/operations.md).
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     _run_with_database(
         settings, lambda: jobs.run_worker(settings.database_url, concurrency=concurrency)
     )
@@ -324,6 +347,218 @@ def set_window(
             f"{window.closes_at.astimezone(SHANGHAI).isoformat()}",
             markup=False,
         )
+        return True
+
+    raise typer.Exit(0 if _run_with_database(settings, work) else 1)
+
+
+KindOption = Annotated[str, typer.Option(help="WRITTEN (a school's) or ORAL (a province's).")]
+SchoolOption = Annotated[str | None, typer.Option(help="School code, for WRITTEN tickets.")]
+ProvinceOption = Annotated[str | None, typer.Option(help="Province code, for ORAL tickets.")]
+
+
+@app.command()
+def allocate(
+    session: SessionOption,
+    kind: KindOption,
+    school: SchoolOption = None,
+    province: ProvinceOption = None,
+    seed: Annotated[
+        str | None, typer.Option(help="Reproduce an earlier run; a fresh seed if left out.")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Allocate rooms and seats to a unit's paid registrations once registration has closed
+    (T4); re-runnable until published, then it only seats newcomers. See docs/tickets.md."""
+    from cetgql import ticket_commands
+
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings,
+        lambda: ticket_commands.allocate(
+            console, session=session, kind=kind, school=school, province=province, seed=seed
+        ),
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("publish-tickets")
+def publish_tickets(
+    session: SessionOption,
+    kind: KindOption,
+    school: SchoolOption = None,
+    province: ProvinceOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Publish a unit's tickets: candidates see them and their numbers are final."""
+    from cetgql import ticket_commands
+
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings,
+        lambda: ticket_commands.publish(
+            console, session=session, kind=kind, school=school, province=province
+        ),
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("print-batch")
+def print_batch(
+    session: SessionOption,
+    output: Annotated[Path, typer.Option(dir_okay=False, help="The PDF file to write.")],
+    school: Annotated[str | None, typer.Option(help="A school's written tickets.")] = None,
+    oral_center: Annotated[
+        str | None, typer.Option(help="An oral centre's tickets, by its 6-digit code.")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="Only this subject, e.g. CET4.")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Print published tickets of a school or an oral centre into one PDF, a page each, in
+    subject, room and seat order (several files of 1000 pages for more)."""
+    from cetgql import ticket_commands
+
+    if bool(school) == bool(oral_center):
+        raise typer.BadParameter("give either --school or --oral-center")
+    settings = _settings(database_url)
+    ok = _run_with_database(
+        settings,
+        lambda: ticket_commands.print_batch(
+            console,
+            session=session,
+            school=school,
+            oral_center=oral_center,
+            subject=subject,
+            output=output,
+        ),
+    )
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("import-scores")
+def import_scores(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX file.")],
+    session: SessionOption,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Import scores (准考证号, 姓名, 证件号码, 听力, 阅读, 写作和翻译, 总分, 口试成绩, 缺考, 违纪):
+    streamed, every bad row reported with its line, all rows or none; re-import corrects."""
+    from cetgql.services import score_import
+
+    settings = _settings(database_url)
+    ok = _run_with_database(settings, lambda: score_import.import_from_cli(file, session, console))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("set-score-release")
+def set_score_release(
+    session: SessionOption,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            parser=_beijing_time,
+            help="Release time (Beijing time without an offset); default while none is set: "
+            "10:00 on the 60th working day after the exam.",
+        ),
+    ] = None,
+    verification_days: Annotated[
+        int | None, typer.Option(help="Working days score checks are taken after release.")
+    ] = None,
+    paper_days: Annotated[
+        int | None, typer.Option(help="Working days paper reports can be asked for.")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Set when a session's scores are released (R1); nothing shows before."""
+    from cetgql.services import registration_setup, score_release
+    from cetgql.services.clock import SHANGHAI
+    from cetgql.services.errors import DomainError
+
+    settings = _settings(database_url)
+
+    async def work() -> bool:
+        try:
+            info = await score_release.set_release(
+                None,
+                session,
+                release_at=at,
+                verification_working_days=verification_days,
+                paper_request_working_days=paper_days,
+            )
+        except DomainError as error:
+            registration_setup.print_domain_error(console, error)
+            return False
+
+        def shown(value: datetime | None) -> str:
+            return value.astimezone(SHANGHAI).isoformat() if value else "-"
+
+        console.print(
+            f"{info.session_code}: release {shown(info.release_at)}; electronic reports from "
+            f"{shown(info.electronic_from)}; score checks until {shown(info.verification_until)}; "
+            f"paper requests until {shown(info.paper_request_until)}"
+            + (" (provisional: a year is missing from the calendar)" if info.provisional else ""),
+            markup=False,
+        )
+        return True
+
+    raise typer.Exit(0 if _run_with_database(settings, work) else 1)
+
+
+calendar_app = typer.Typer(
+    help="The working-day calendar (holidays and 调休).", no_args_is_help=True
+)
+app.add_typer(calendar_app, name="calendar")
+
+
+@calendar_app.command("seed")
+def calendar_seed(database_url: DatabaseOption = None) -> None:
+    """Copy the years of the chinesecalendar package the database lacks (safe to repeat)."""
+    from cetgql.services import work_calendar
+
+    settings = _settings(database_url)
+    years = _run_with_database(settings, work_calendar.seed)
+    console.print(f"seeded {len(years)} year(s)" + (f": {years[0]}–{years[-1]}" if years else ""))
+
+
+@calendar_app.command("show")
+def calendar_show(year: int, database_url: DatabaseOption = None) -> None:
+    """List a year's holidays (休) and make-up working days (班)."""
+    from cetgql.services import work_calendar
+
+    settings = _settings(database_url)
+    found = _run_with_database(settings, lambda: work_calendar.calendar_year(year))
+    state = f"known ({found.source})" if found.known else "not entered: Monday to Friday assumed"
+    console.print(f"{year}: {state}", markup=False)
+    for day in found.days:  # tab-separated, past rich's rendering, for grep and cut
+        console.file.write(f"{day.day.isoformat()}\t{'班' if day.workday else '休'}\t{day.name}\n")
+    console.file.flush()
+
+
+@calendar_app.command("set-year")
+def calendar_set_year(
+    year: int,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV lines: date,休|班,name (2027-10-01,休,国庆节)."
+        ),
+    ],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Enter (or replace) a whole year of holidays and make-up working days."""
+    from cetgql.services import registration_setup, work_calendar
+    from cetgql.services.errors import DomainError
+
+    settings = _settings(database_url)
+
+    async def work() -> bool:
+        try:
+            days = work_calendar.read_days(file.read_text(encoding="utf-8-sig"))
+            found = await work_calendar.set_year(None, year, days)
+        except DomainError as error:
+            registration_setup.print_domain_error(console, error)
+            return False
+        console.print(f"{year}: {len(found.days)} day(s) entered")
         return True
 
     raise typer.Exit(0 if _run_with_database(settings, work) else 1)

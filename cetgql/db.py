@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
+
+from cetgql.settings import get_settings
 
 MODELS_MODULE = "cetgql.models"
 MIGRATIONS_MODULE = "cetgql.models.migrations"
@@ -61,16 +65,39 @@ def libpq_url(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), ""))
 
 
-def tortoise_config(url: str, *, pool_max: int = 20) -> dict[str, Any]:
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled PostgreSQL connection that goes back to the pool without a round trip.
+
+    asyncpg's pool resets every connection it takes back with ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, and Tortoise takes a pooled
+    connection for each statement outside a transaction, so every such statement cost two
+    round trips. cetgql leaves nothing of that kind on pooled connections: no advisory locks
+    (the job queue has its own connections), no cursors, no LISTEN (order events listen on a
+    dedicated connection), no SET. An open transaction is still rolled back on release, by
+    asyncpg itself, before the (now empty) reset query would run.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def tortoise_config(url: str, *, pool_max: int | None = None) -> dict[str, Any]:
+    """The Tortoise configuration for a database URL. On PostgreSQL each process gets a pool of
+    ``pool_max`` connections (default: the ``db_pool_size`` setting) unless the URL says
+    ``maxsize=`` itself."""
     url = normalise_url(url)
     if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
         Path(url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
-    connection = url
+    connection: str | dict[str, Any] = url
     if url.startswith("sqlite://") and "busy_timeout" not in url:
         # Several processes (CLI, server, tests) may share the file: wait for locks.
         connection = f"{url}{'&' if '?' in url else '?'}busy_timeout=10000"
-    if is_postgres(url) and "maxsize=" not in url:
-        connection = f"{url}{'&' if '?' in url else '?'}minsize=1&maxsize={pool_max}"
+    if is_postgres(url):
+        if "maxsize=" not in url:
+            size = pool_max or get_settings().db_pool_size
+            url = f"{url}{'&' if '?' in url else '?'}minsize=1&maxsize={size}"
+        connection = expand_db_url(url)
+        connection["credentials"]["connection_class"] = PooledConnection
     return {
         "connections": {"default": connection},
         "apps": {

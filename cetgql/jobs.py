@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, LiteralString, cast
 
 from croniter import croniter
 
-from cetgql import db
+from cetgql import db, metrics
 from cetgql.services.jobs import PeriodicJob, registered
 from cetgql.settings import Settings
 
@@ -64,12 +64,17 @@ def next_tick(cron: str, at: float) -> float:
 
 
 async def run_job(job: PeriodicJob, tick: int) -> object:
-    """Run one tick of a job, logging its outcome (both engines)."""
+    """Run one tick of a job, logging its outcome and counting it in the metrics (both
+    engines)."""
     started = time.monotonic()
-    result = await job.run()
-    logger.info(
-        "job %s tick=%d done in %.3f s: %r", job.name, tick, time.monotonic() - started, result
-    )
+    try:
+        result = await job.run()
+    except Exception:
+        metrics.observe_job(job.name, False, time.monotonic() - started)
+        raise
+    elapsed = time.monotonic() - started
+    metrics.observe_job(job.name, True, elapsed)
+    logger.info("job %s tick=%d done in %.3f s: %r", job.name, tick, elapsed, result)
     return result
 
 

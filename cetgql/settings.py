@@ -25,6 +25,12 @@ def _int(value: str | None, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _origins(value: str | None) -> tuple[str, ...]:
+    """``https://a.example, https://b.example`` (commas or spaces) without trailing slashes."""
+    items = (value or "").replace(",", " ").split()
+    return tuple(item.rstrip("/") for item in items)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = f"sqlite://{DEFAULT_SQLITE_PATH}"
@@ -42,6 +48,13 @@ class Settings:
     mail_from: str = "CET 报名 <noreply@cet.example.cn>"
     sms_webhook_url: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line (docs/operations.md)
+    # Browser origins of partner front ends allowed by CORS (docs/security.md).
+    cors_origins: tuple[str, ...] = ()
+    metrics: bool = True  # serve Prometheus metrics at /metrics
+    # PostgreSQL connections per process (each uvicorn worker has its own pool); see
+    # docs/performance.md for how it was chosen.
+    db_pool_size: int = 10
     # Run the periodic jobs (order lapse, pruning, ...) inside each API process.
     run_jobs: bool = True
     sandboxes: bool = False
@@ -66,6 +79,10 @@ class Settings:
             mail_from=env.get("CETGQL_MAIL_FROM") or defaults.mail_from,
             sms_webhook_url=env.get("CETGQL_SMS_WEBHOOK_URL") or None,
             log_level=env.get("CETGQL_LOG_LEVEL") or "INFO",
+            log_format=(env.get("CETGQL_LOG_FORMAT") or "text").strip().lower(),
+            cors_origins=_origins(env.get("CETGQL_CORS_ORIGINS")),
+            metrics=_bool(env.get("CETGQL_METRICS"), True),
+            db_pool_size=max(1, _int(env.get("CETGQL_DB_POOL_SIZE"), defaults.db_pool_size)),
             run_jobs=_bool(env.get("CETGQL_RUN_JOBS"), True),
             sandboxes=_bool(env.get("CETGQL_SANDBOXES"), _bool(env.get("CETGQL_DEMO"), False)),
         )

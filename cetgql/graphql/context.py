@@ -40,6 +40,10 @@ class Context:
     client_address: str
     user_agent: str
     loaders: Loaders = field(default_factory=Loaders, repr=False)
+    # Set while an operation runs (graphql/extensions.py), read by the HTTP view: whether
+    # execution began (request error or not) and the operation's type (for metrics).
+    executing: bool = field(default=False, repr=False)
+    operation_type: str | None = field(default=None, repr=False)
     _viewer: Any = field(default=_UNSET, repr=False)
     _connection_params: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -8,7 +8,10 @@ journey. The operations live in ``cetgql/graphql/operations/*.graphql``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -286,3 +289,39 @@ _PAGE = r"""<!doctype html>
 def render_graphiql_page() -> str:
     """The HTML of the GraphiQL playground (the same for every request)."""
     return _PAGE.format(static=STATIC_PREFIX, config=_json_for_script(graphiql_config()))
+
+
+def _inline_hashes(page: str, tag: str) -> list[str]:
+    """CSP hashes of the page's inline ``<tag>`` elements (not those with ``src`` or a data
+    ``type``, which the browser never runs)."""
+    found = []
+    for match in re.finditer(rf"<{tag}(?P<attrs>[^>]*)>(?P<body>.*?)</{tag}>", page, re.S):
+        if "src=" in match["attrs"] or "application/json" in match["attrs"]:
+            continue
+        digest = hashlib.sha256(match["body"].encode("utf-8")).digest()
+        found.append(f"'sha256-{base64.b64encode(digest).decode()}'")
+    return found
+
+
+@cache
+def content_security_policy() -> str:
+    """The page's Content-Security-Policy: everything from this origin only (scripts and
+    styles from /static/graphiql, the page's own inline script and style by hash, requests
+    and the subscription WebSocket to this origin), and never inside a frame."""
+    page = render_graphiql_page()
+    scripts = " ".join(["'self'", *_inline_hashes(page, "script")])
+    styles = " ".join(["'self'", *_inline_hashes(page, "style")])
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src {scripts}",
+            f"style-src {styles}",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )

@@ -12,17 +12,20 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from cetgql import models
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import clock, eligibility
 
 M = TypeVar("M", bound=Model)
 
 
 def _by_id(model: type[M], *related: str) -> Callable[[list[int]], Awaitable[list[M | None]]]:
+    # Prepared (models/prepared.py): built once per model and batch size, not per request.
+    query: PreparedQuery[list[M]] = PreparedQuery(
+        lambda ids: model.filter(id__in=ids).select_related(*related)
+    )
+
     async def load(ids: list[int]) -> list[M | None]:
-        query = model.filter(id__in=ids)
-        if related:
-            query = query.select_related(*related)
-        found = {obj.pk: obj for obj in await query}
+        found = {obj.pk: obj for obj in await query(list(ids))}
         return [found.get(i) for i in ids]
 
     return load
@@ -31,12 +34,15 @@ def _by_id(model: type[M], *related: str) -> Callable[[list[int]], Awaitable[lis
 def _grouped(
     model: type[M], key: str, order_by: Sequence[str] = ("id",), *related: str
 ) -> Callable[[list[int]], Awaitable[list[list[M]]]]:
+    query: PreparedQuery[list[M]] = PreparedQuery(
+        lambda keys: (
+            model.filter(**{f"{key}__in": keys}).order_by(*order_by).select_related(*related)
+        )
+    )
+
     async def load(keys: list[int]) -> list[list[M]]:
-        query = model.filter(**{f"{key}__in": keys}).order_by(*order_by)
-        if related:
-            query = query.select_related(*related)
         groups: dict[int, list[M]] = defaultdict(list)
-        for obj in await query:
+        for obj in await query(list(keys)):
             groups[getattr(obj, key)].append(obj)
         return [groups.get(k, []) for k in keys]
 
@@ -48,28 +54,37 @@ async def _seats_taken(center_ids: list[int]) -> list[int]:
     return [taken.get(i, 0) for i in center_ids]
 
 
+# The batch functions are made once per process, so their prepared queries are too; each
+# request gets fresh DataLoaders (and so its own cache) around them.
+_ORDERS = _by_id(models.Order)
+_OFFERINGS = _by_id(models.SessionSubject, "subject")
+_SESSIONS = _by_id(models.ExamSession)
+_ORAL_CENTERS = _by_id(models.OralCenter, "province")
+_PROVINCES = _by_id(models.Province)
+_REGISTRATIONS_OF_ORDER = _grouped(models.Registration, "order_id")
+_PAYMENTS_OF_ORDER = _grouped(models.Payment, "order_id", ("-id",))
+
+
 @dataclass
 class Loaders:
-    order: DataLoader[int, models.Order | None] = field(
-        default_factory=lambda: DataLoader(_by_id(models.Order))
-    )
+    order: DataLoader[int, models.Order | None] = field(default_factory=lambda: DataLoader(_ORDERS))
     offering: DataLoader[int, models.SessionSubject | None] = field(
-        default_factory=lambda: DataLoader(_by_id(models.SessionSubject, "subject"))
+        default_factory=lambda: DataLoader(_OFFERINGS)
     )
     session: DataLoader[int, models.ExamSession | None] = field(
-        default_factory=lambda: DataLoader(_by_id(models.ExamSession))
+        default_factory=lambda: DataLoader(_SESSIONS)
     )
     oral_center: DataLoader[int, models.OralCenter | None] = field(
-        default_factory=lambda: DataLoader(_by_id(models.OralCenter, "province"))
+        default_factory=lambda: DataLoader(_ORAL_CENTERS)
     )
     province: DataLoader[int, models.Province | None] = field(
-        default_factory=lambda: DataLoader(_by_id(models.Province))
+        default_factory=lambda: DataLoader(_PROVINCES)
     )
     registrations_of_order: DataLoader[int, list[models.Registration]] = field(
-        default_factory=lambda: DataLoader(_grouped(models.Registration, "order_id"))
+        default_factory=lambda: DataLoader(_REGISTRATIONS_OF_ORDER)
     )
     payments_of_order: DataLoader[int, list[models.Payment]] = field(
-        default_factory=lambda: DataLoader(_grouped(models.Payment, "order_id", ("-id",)))
+        default_factory=lambda: DataLoader(_PAYMENTS_OF_ORDER)
     )
     seats_taken: DataLoader[int, int] = field(default_factory=lambda: DataLoader(_seats_taken))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
@@ -10,7 +12,6 @@ from cetgql.graphql.errors import UserError, attempt
 from cetgql.graphql.permissions import IsAuthenticated
 from cetgql.graphql.types.payments import Payment
 from cetgql.graphql.types.registration import Order
-from cetgql.models import Order as OrderModel
 from cetgql.services import payments
 from cetgql.services.errors import DomainError, ErrorCode
 
@@ -31,10 +32,19 @@ class StartPaymentInput:
     mobile: bool = strawberry.field(default=False, description="Use the phone-sized cashier.")
 
 
+async def _order_of(root: Any, info: Info) -> Order | None:
+    """The payment's order, loaded only when the client asks for it (through the request's
+    order loader, so asking twice costs one query)."""
+    if root.payment is None:
+        return None
+    order = await info.context.loaders.order.load(root.payment.model.order_id)
+    return Order.from_model(order) if order else None
+
+
 @strawberry.type
 class StartPaymentPayload:
     payment: Payment | None
-    order: Order | None
+    order: Order | None = strawberry.field(resolver=_order_of)
     user_errors: list[UserError]
 
 
@@ -46,13 +56,8 @@ class RefreshPaymentInput:
 @strawberry.type
 class RefreshPaymentPayload:
     payment: Payment | None
-    order: Order | None
+    order: Order | None = strawberry.field(resolver=_order_of)
     user_errors: list[UserError]
-
-
-async def _order_of(payment_model: object) -> Order:
-    order = await OrderModel.get(id=payment_model.order_id)  # type: ignore[attr-defined]
-    return Order.from_model(order)
 
 
 @strawberry.type
@@ -76,8 +81,7 @@ class PaymentMutations:
             return Payment.from_model(model)
 
         payment, errors = await attempt(info, run())
-        order = await _order_of(payment.model) if payment else None
-        return StartPaymentPayload(payment=payment, order=order, user_errors=errors)
+        return StartPaymentPayload(payment=payment, user_errors=errors)
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
@@ -93,5 +97,4 @@ class PaymentMutations:
             return Payment.from_model(model)
 
         payment, errors = await attempt(info, run())
-        order = await _order_of(payment.model) if payment else None
-        return RefreshPaymentPayload(payment=payment, order=order, user_errors=errors)
+        return RefreshPaymentPayload(payment=payment, user_errors=errors)

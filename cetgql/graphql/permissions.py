@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
@@ -12,8 +13,26 @@ from cetgql.models import Role
 from cetgql.services import access
 
 
+def _password_change_required() -> StrawberryGraphQLError:
+    return StrawberryGraphQLError(
+        "The initial password must be changed first (changePassword).",
+        extensions={"code": "PASSWORD_CHANGE_REQUIRED"},
+    )
+
+
+def _unauthenticated() -> StrawberryGraphQLError:
+    return StrawberryGraphQLError(
+        IsAuthenticated.message, extensions=dict(IsAuthenticated.error_extensions)
+    )
+
+
 class IsAuthenticated(BasePermission):
-    """Signed in, and not holding an initial password that must be changed first (S11)."""
+    """Signed in, and not holding an initial password that must be changed first (S11).
+
+    Strawberry makes one instance of a permission class per field and shares it between
+    requests, so a check never changes its own ``message``: the other reason is raised as its
+    own error instead (changing the instance made every later anonymous caller of the field
+    hear PASSWORD_CHANGE_REQUIRED)."""
 
     message = "Authentication required: send 'Authorization: Bearer <token>' from signIn."
     error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012
@@ -23,9 +42,7 @@ class IsAuthenticated(BasePermission):
         if viewer is None:
             return False
         if viewer.must_change_password:
-            self.message = "The initial password must be changed first (changePassword)."
-            self.error_extensions = {"code": "PASSWORD_CHANGE_REQUIRED"}
-            return False
+            raise _password_change_required()
         return True
 
 
@@ -46,8 +63,10 @@ def _has_any_role(roles: tuple[Role, ...]) -> type[BasePermission]:
 
         async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
             viewer = await info.context.viewer()
-            if viewer is None or viewer.must_change_password:
-                return False
+            if viewer is None:  # not signed in: say so, rather than FORBIDDEN
+                raise _unauthenticated()
+            if viewer.must_change_password:
+                raise _password_change_required()
             held = await access.roles_of(viewer)
             return any(role in held for role in roles)
 

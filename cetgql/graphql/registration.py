@@ -78,11 +78,11 @@ class RegistrationQueries:
             options = await registration.available_subjects(viewer, session_code)
         except DomainError:
             return []
-        offerings = {
-            o.id: o
-            for o in await info.context.loaders.offering.load_many([x.offering_id for x in options])
-            if o is not None
-        }
+        missing = [x.offering_id for x in options if x.offering is None]
+        offerings = {x.offering_id: x.offering for x in options if x.offering is not None}
+        for found in await info.context.loaders.offering.load_many(missing) if missing else []:
+            if found is not None:
+                offerings[found.id] = found
         return [
             SubjectOption(
                 subject=Subject.from_offering(offerings[o.offering_id]),

@@ -11,7 +11,7 @@ from strawberry.tools import merge_types
 from cetgql.graphql.accounts import AccountMutations
 from cetgql.graphql.admin_accounts import AdminAccountMutations, AdminAccountQueries
 from cetgql.graphql.cet6_review import Cet6ReviewMutations, Cet6ReviewQueries
-from cetgql.graphql.extensions import default_extensions
+from cetgql.graphql.extensions import TrackedExecutor, default_extensions
 from cetgql.graphql.group_registration import GroupRegistrationMutations
 from cetgql.graphql.payment_settings import PaymentSettingsMutations, PaymentSettingsQueries
 from cetgql.graphql.payments import PaymentMutations
@@ -23,7 +23,9 @@ from cetgql.graphql.registration_admin import (
 )
 from cetgql.graphql.roster import RosterMutations, RosterQueries
 from cetgql.graphql.scalars import DateTime
+from cetgql.graphql.scores import ScoreAdminMutations, ScoreMutations, ScoreQueries
 from cetgql.graphql.subscriptions import OrderSubscriptions
+from cetgql.graphql.tickets import TicketMutations, TicketQueries
 from cetgql.graphql.types.exams import ExamSessionQueries
 from cetgql.graphql.viewer import ViewerQueries
 
@@ -36,6 +38,8 @@ QUERY_ROOTS: tuple[type, ...] = (
     RegistrationAdminQueries,
     Cet6ReviewQueries,
     PaymentSettingsQueries,
+    TicketQueries,
+    ScoreQueries,
 )
 MUTATION_ROOTS: tuple[type, ...] = (
     RegistrationMutations,
@@ -48,6 +52,9 @@ MUTATION_ROOTS: tuple[type, ...] = (
     GroupRegistrationMutations,
     PaymentMutations,
     PaymentSettingsMutations,
+    TicketMutations,
+    ScoreMutations,
+    ScoreAdminMutations,
 )
 SUBSCRIPTION_ROOTS: tuple[type, ...] = (OrderSubscriptions,)
 
@@ -62,6 +69,7 @@ def build_schema() -> strawberry.Schema:
         subscription=merge_types("Subscription", SUBSCRIPTION_ROOTS),
         config=StrawberryConfig(relay_max_results=100, scalar_map={datetime: DateTime}),
         extensions=default_extensions(),
+        execution_context_class=TrackedExecutor,
     )
 
 

@@ -12,6 +12,7 @@ from cetgql.models.accounts import (
     VerificationPurpose,
 )
 from cetgql.models.audit import AuditEvent
+from cetgql.models.calendar import WorkCalendarDay, WorkCalendarYear
 from cetgql.models.exams import ExamSession, SessionSubject, Subject, SubjectKind
 from cetgql.models.geography import Campus, Province, School
 from cetgql.models.outbox import OutboxMessage
@@ -29,14 +30,35 @@ from cetgql.models.registration import (
     ReviewStatus,
 )
 from cetgql.models.roster import Qualification, RosterRecord
-from cetgql.models.scores import ScoreRecord
+from cetgql.models.scores import (
+    ScoreCertificate,
+    ScoreImport,
+    ScoreImportProblem,
+    ScoreImportRow,
+    ScoreImportStatus,
+    ScoreRecord,
+    ScoreRelease,
+    ScoreReport,
+    ScoreVerification,
+    VerificationOutcome,
+    VerificationStatus,
+)
+from cetgql.models.tickets import (
+    AllocationRun,
+    ExamRoom,
+    Ticket,
+    TicketPdf,
+    TicketPrintWindow,
+)
 
 __all__ = [
     "Account",
+    "AllocationRun",
     "AuditEvent",
     "AuthSession",
     "Campus",
     "Cet6Review",
+    "ExamRoom",
     "ExamSession",
     "Fee",
     "IdType",
@@ -61,10 +83,25 @@ __all__ = [
     "RoleGrant",
     "RosterRecord",
     "School",
+    "ScoreCertificate",
+    "ScoreImport",
+    "ScoreImportProblem",
+    "ScoreImportRow",
+    "ScoreImportStatus",
     "ScoreRecord",
+    "ScoreRelease",
+    "ScoreReport",
+    "ScoreVerification",
     "SessionSubject",
     "Subject",
     "SubjectKind",
+    "Ticket",
+    "TicketPdf",
+    "TicketPrintWindow",
     "VerificationCode",
+    "VerificationOutcome",
     "VerificationPurpose",
+    "VerificationStatus",
+    "WorkCalendarDay",
+    "WorkCalendarYear",
 ]

@@ -65,6 +65,8 @@ class Account(Model):
     class Meta:
         table = "account"
         unique_together = (("id_type", "id_number"),)
+        # Sign-in by ID number (A4) gives no type: the unique key above starts with it.
+        indexes = (("id_number",),)
 
 
 class RoleGrant(Model):
@@ -85,6 +87,7 @@ class RoleGrant(Model):
 
     class Meta:
         table = "role_grant"
+        indexes = (("account_id",),)  # a viewer's roles and scope, asked on many requests
 
 
 class AuthSession(Model):
@@ -103,6 +106,7 @@ class AuthSession(Model):
 
     class Meta:
         table = "auth_session"
+        indexes = (("account_id", "revoked_at"),)  # ending every session of an account (A5)
 
 
 class VerificationCode(Model):

@@ -84,3 +84,4 @@ class PaymentEvent(Model):
 
     class Meta:
         table = "payment_event"
+        indexes = (("payment_id",),)  # a payment's history (audit), and its cascade

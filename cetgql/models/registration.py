@@ -162,6 +162,8 @@ class Registration(Model):
         "cetgql.OralCenter", related_name="registrations", null=True, on_delete=fields.RESTRICT
     )
     active_key = fields.CharField(max_length=64, null=True, unique=True)
+    # The candidate opted in to a paper score report when registering (R6).
+    paper_report = fields.BooleanField(default=False)
     created_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
     paid_at = fields.DatetimeField(null=True)
@@ -169,7 +171,11 @@ class Registration(Model):
 
     class Meta:
         table = "registration"
-        indexes = (("account_id", "session_id"), ("oral_center_id", "status", "expires_at"))
+        indexes = (
+            ("account_id", "session_id"),
+            ("oral_center_id", "status", "expires_at"),
+            ("order_id",),  # the choices of an order: payment, overview, lapse
+        )
 
 
 class Cet6Review(Model):
@@ -197,3 +203,4 @@ class Cet6Review(Model):
 
     class Meta:
         table = "cet6_review"
+        indexes = (("account_id", "session_id"),)  # asked by every availableSubjects

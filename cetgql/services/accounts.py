@@ -23,6 +23,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from cetgql.models import Account, IdType, Province, Role, RoleGrant, School
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import audit, clock, identity, passwords, rate_limits, sessions
 from cetgql.services.errors import DomainError, ErrorCode, Problem
 
@@ -107,6 +108,28 @@ def is_phone_shaped(login: str) -> bool:
     return bool(_PHONE.match(normalise_phone(login)))
 
 
+# The queries of every sign-in, prepared (models/prepared.py): built once, not per attempt.
+_BY_EMAIL: PreparedQuery[Account | None] = PreparedQuery(
+    lambda email: Account.get_or_none(email=email)
+)
+_BY_PHONE: PreparedQuery[Account | None] = PreparedQuery(
+    lambda phone: Account.get_or_none(phone=phone)
+)
+_BY_ID_NUMBER: PreparedQuery[Account | None] = PreparedQuery(
+    lambda number: Account.filter(id_number=number).order_by("id").first()
+)
+_CLAIM: PreparedQuery[int] = PreparedQuery(
+    lambda account_id, failures, counted, now: Account.filter(
+        id=account_id, failed_sign_ins=failures
+    ).update(failed_sign_ins=counted, last_failed_sign_in_at=now)
+)
+_CLEAR: PreparedQuery[int] = PreparedQuery(
+    lambda account_id: Account.filter(id=account_id).update(
+        failed_sign_ins=0, last_failed_sign_in_at=None, locked_until=None
+    )
+)
+
+
 async def find_by_login(login: str) -> Account | None:
     """The account a login names: an email (has an @), a mobile number (11 digits starting
     13–19), else an ID number. ID numbers are unique across document types (sign-up refuses a
@@ -115,15 +138,15 @@ async def find_by_login(login: str) -> Account | None:
     if not text or len(text) > MAX_LOGIN_LENGTH:
         return None
     if "@" in text:
-        return await Account.get_or_none(email=normalise_email(text))
+        return await _BY_EMAIL(normalise_email(text))
     if is_phone_shaped(text):
-        found = await Account.get_or_none(phone=normalise_phone(text))
+        found = await _BY_PHONE(normalise_phone(text))
         if found is not None:
             return found
     number = identity.normalise_id_number(text)
     if len(number) > 32:
         return None
-    return await Account.filter(id_number=number).order_by("id").first()
+    return await _BY_ID_NUMBER(number)
 
 
 # ----------------------------------------------------------------------------------- sign-up
@@ -228,9 +251,7 @@ async def _claim_attempt(account: Account) -> int:
                 raise DomainError.of(
                     ErrorCode.SIGN_IN_THROTTLED, retry_after=_seconds_until(allowed_at)
                 )
-        claimed = await Account.filter(id=account.id, failed_sign_ins=failures).update(
-            failed_sign_ins=failures + 1, last_failed_sign_in_at=now
-        )
+        claimed = await _CLAIM(account.id, failures, failures + 1, now)
         if claimed:
             account.failed_sign_ins = failures + 1
             account.last_failed_sign_in_at = now
@@ -242,9 +263,7 @@ async def _claim_attempt(account: Account) -> int:
 
 
 async def _clear_failures(account: Account) -> None:
-    await Account.filter(id=account.id).update(
-        failed_sign_ins=0, last_failed_sign_in_at=None, locked_until=None
-    )
+    await _CLEAR(account.id)
     account.failed_sign_ins = 0
     account.last_failed_sign_in_at = None
     account.locked_until = None

@@ -12,9 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tortoise.expressions import Q
 from tortoise.functions import Count
+from tortoise.queryset import QuerySetSingle
 
 from cetgql.models import (
     Account,
@@ -32,6 +34,7 @@ from cetgql.models import (
     SessionSubject,
     SubjectKind,
 )
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import clock
 from cetgql.services.errors import DomainError, ErrorCode
 
@@ -60,13 +63,18 @@ async def seats_taken(center_ids: list[int], now: datetime) -> dict[int, int]:
     """Seats held per oral centre, counting only choices that still hold their place."""
     if not center_ids:
         return {}
-    rows = (
-        await Registration.filter(active_seats_filter(now), oral_center_id__in=center_ids)
+    rows = await _SEATS_TAKEN(center_ids, now)
+    return {row["oral_center_id"]: row["taken"] for row in rows}
+
+
+_SEATS_TAKEN: PreparedQuery[list[dict[str, Any]]] = PreparedQuery(
+    lambda center_ids, now: (
+        Registration.filter(active_seats_filter(now), oral_center_id__in=center_ids)
         .annotate(taken=Count("id"))
         .group_by("oral_center_id")
         .values("oral_center_id", "taken")
     )
-    return {row["oral_center_id"]: row["taken"] for row in rows}
+)
 
 
 @dataclass
@@ -119,13 +127,67 @@ class Situation:
         return max(center.capacity - self.taken.get(center.id, 0), 0)
 
 
+# The reads of every availableSubjects and selectSubjects, prepared (models/prepared.py): their
+# SQL is built once, not on each of the thousands of calls a second of a registration rush.
+_WINDOWS: PreparedQuery[list[RegistrationWindow]] = PreparedQuery(
+    lambda session_id, province_id, school_id: RegistrationWindow.filter(
+        Q(school_id=school_id) | Q(school_id=None), session_id=session_id, province_id=province_id
+    )
+)
+
+
+def _qualification_query(account_id: int, session_id: int) -> QuerySetSingle[Qualification | None]:
+    """The qualification with its roster record and school, without the record's photo (tens
+    of kilobytes the rules never look at). Field lists are read when the query is built: the
+    foreign-key columns exist only once Tortoise is initialised."""
+    return (
+        Qualification.filter(account_id=account_id, session_id=session_id)
+        .select_related("roster_record__school")
+        .only(
+            *Qualification._meta.db_fields,
+            *(f"roster_record__{f}" for f in RosterRecord._meta.db_fields if f != "photo"),
+            *(f"roster_record__school__{f}" for f in School._meta.db_fields),
+        )
+        .first()
+    )
+
+
+_QUALIFICATION: PreparedQuery[Qualification | None] = PreparedQuery(_qualification_query)
+_ACTIVE: PreparedQuery[list[Registration]] = PreparedQuery(
+    lambda account_id, session_id: Registration.filter(
+        account_id=account_id,
+        session_id=session_id,
+        status__in=[RegistrationStatus.PAID, RegistrationStatus.PENDING_PAYMENT],
+    ).select_related("offering__subject")
+)
+_PROVINCE_CENTERS: PreparedQuery[list[OralCenter]] = PreparedQuery(
+    lambda session_id, province_id: OralCenter.filter(
+        session_id=session_id, province_id=province_id
+    ).order_by("code")
+)
+_APPROVED_CET6: PreparedQuery[bool] = PreparedQuery(
+    lambda account_id, session_id: Cet6Review.filter(
+        account_id=account_id, session_id=session_id, status=ReviewStatus.APPROVED
+    ).exists()
+)
+_OFFERINGS: PreparedQuery[list[SessionSubject]] = PreparedQuery(
+    lambda session_id: SessionSubject.filter(session_id=session_id).select_related("subject")
+)
+_FEES: PreparedQuery[list[Fee]] = PreparedQuery(
+    lambda session_id, province_id: Fee.filter(
+        session_id=session_id, province_id=province_id
+    ).select_related("subject")
+)
+_SESSION_BY_CODE: PreparedQuery[ExamSession | None] = PreparedQuery(
+    lambda code: ExamSession.get_or_none(code=code)
+)
+
+
 async def applicable_windows(
     session_id: int, province_id: int, school_id: int
 ) -> dict[SubjectKind, RegistrationWindow]:
     """The window of each kind that governs a school: its own wins over its province's (S6)."""
-    windows = await RegistrationWindow.filter(
-        Q(school_id=school_id) | Q(school_id=None), session_id=session_id, province_id=province_id
-    )
+    windows = await _WINDOWS(session_id, province_id, school_id)
     chosen: dict[SubjectKind, RegistrationWindow] = {}
     for window in windows:
         current = chosen.get(window.kind)
@@ -146,17 +208,9 @@ async def load_situation(
     account: Account, session: ExamSession, *, with_centers: bool = True
 ) -> Situation:
     now = clock.now()
-    qualification = (
-        await Qualification.filter(account_id=account.id, session_id=session.id)
-        .select_related("roster_record__school")
-        .first()
-    )
+    qualification = await _QUALIFICATION(account.id, session.id)
     offerings = await _offerings(session.id)
-    registrations = await Registration.filter(
-        account_id=account.id,
-        session_id=session.id,
-        status__in=[RegistrationStatus.PAID, RegistrationStatus.PENDING_PAYMENT],
-    ).select_related("offering__subject")
+    registrations = await _ACTIVE(account.id, session.id)
     active = [r for r in registrations if holds_place(r.status, r.expires_at, now)]
     province_id: int | None = None
     fees: dict[str, int] = {}
@@ -168,9 +222,7 @@ async def load_situation(
         fees = await _fees(session.id, province_id)  # type: ignore[arg-type]
         open_kinds = await window_open_kinds(session.id, province_id, school.id, now)  # type: ignore[arg-type]
         if with_centers:
-            centers = await OralCenter.filter(
-                session_id=session.id, province_id=province_id
-            ).order_by("code")
+            centers = await _PROVINCE_CENTERS(session.id, province_id)
     situation = Situation(
         account=account,
         session=session,
@@ -178,9 +230,7 @@ async def load_situation(
         qualification=qualification,
         offerings=offerings,
         active=active,
-        cet6_approved=await Cet6Review.exists(
-            account_id=account.id, session_id=session.id, status=ReviewStatus.APPROVED
-        ),
+        cet6_approved=await _APPROVED_CET6(account.id, session.id),
         fees=fees,
         open_kinds=open_kinds,
         province_id=province_id,
@@ -191,17 +241,11 @@ async def load_situation(
 
 
 async def _offerings(session_id: int) -> dict[str, SessionSubject]:
-    return {
-        o.subject.code: o
-        for o in await SessionSubject.filter(session_id=session_id).select_related("subject")
-    }
+    return {o.subject.code: o for o in await _OFFERINGS(session_id)}
 
 
 async def _fees(session_id: int, province_id: int) -> dict[str, int]:
-    fee_rows = await Fee.filter(session_id=session_id, province_id=province_id).select_related(
-        "subject"
-    )
-    return {f.subject.code: f.amount_fen for f in fee_rows}
+    return {f.subject.code: f.amount_fen for f in await _FEES(session_id, province_id)}
 
 
 _IN_CHUNK = 2000  # keeps IN (...) lists well under SQLite's bound-parameter limit
@@ -337,7 +381,7 @@ async def session_by_id(session_id: int) -> ExamSession:
 
 
 async def session_by_code(code: str) -> ExamSession:
-    session = await ExamSession.get_or_none(code=code.strip().upper()[:8])
+    session = await _SESSION_BY_CODE(code.strip().upper()[:8])
     if session is None:
         raise DomainError.of(ErrorCode.SESSION_NOT_FOUND, "sessionCode")
     return session

@@ -118,6 +118,34 @@ class ErrorCode(StrEnum):
     FILE_INVALID = "FILE_INVALID"
     NO_DATA_ROWS = "NO_DATA_ROWS"
     DUPLICATE_ROW = "DUPLICATE_ROW"
+    # scores (R1–R9) and the working-day calendar
+    SCORES_INVALID = "SCORES_INVALID"
+    TICKET_NUMBER_INVALID = "TICKET_NUMBER_INVALID"
+    TICKET_SESSION_MISMATCH = "TICKET_SESSION_MISMATCH"
+    TICKET_SUBJECT_MISMATCH = "TICKET_SUBJECT_MISMATCH"
+    TICKET_IDENTITY_MISMATCH = "TICKET_IDENTITY_MISMATCH"
+    TICKET_IN_OTHER_SESSION = "TICKET_IN_OTHER_SESSION"
+    DUPLICATE_CANDIDATE = "DUPLICATE_CANDIDATE"
+    SCORE_OUT_OF_RANGE = "SCORE_OUT_OF_RANGE"
+    SCORE_NOT_HALF_POINT = "SCORE_NOT_HALF_POINT"
+    TOTAL_MISMATCH = "TOTAL_MISMATCH"
+    SCORES_WHEN_ABSENT = "SCORES_WHEN_ABSENT"
+    WRONG_SCORE_KIND = "WRONG_SCORE_KIND"
+    INVALID_ORAL_GRADE = "INVALID_ORAL_GRADE"
+    SCORES_NOT_RELEASED = "SCORES_NOT_RELEASED"
+    SCORES_ALREADY_RELEASED = "SCORES_ALREADY_RELEASED"
+    DAY_OUTSIDE_YEAR = "DAY_OUTSIDE_YEAR"
+    NO_SCORE_REPORT = "NO_SCORE_REPORT"
+    PAPER_CHOICE_CLOSED = "PAPER_CHOICE_CLOSED"
+    PAPER_REQUEST_CLOSED = "PAPER_REQUEST_CLOSED"
+    PAPER_REPORT_NOT_REQUESTED = "PAPER_REPORT_NOT_REQUESTED"
+    PAPER_REPORT_COLLECTED = "PAPER_REPORT_COLLECTED"
+    PAPER_REPORT_FORFEITED = "PAPER_REPORT_FORFEITED"
+    VERIFICATION_CLOSED = "VERIFICATION_CLOSED"
+    VERIFICATION_EXISTS = "VERIFICATION_EXISTS"
+    VERIFICATION_WRITTEN_ONLY = "VERIFICATION_WRITTEN_ONLY"
+    VERIFICATION_ALREADY_RESOLVED = "VERIFICATION_ALREADY_RESOLVED"
+    CORRECTION_REQUIRED = "CORRECTION_REQUIRED"
     # printed documents and admission tickets (T1–T5)
     MISSING_GLYPH = "MISSING_GLYPH"
     ROOM_NUMBER_INVALID = "ROOM_NUMBER_INVALID"
@@ -459,6 +487,120 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.DUPLICATE_ROW: (
         "该记录在文件中重复出现。",
         "This entry appears more than once in the file.",
+    ),
+    ErrorCode.SCORES_INVALID: (
+        "成绩文件有错误，未导入任何成绩。",
+        "The score file has errors; no score was imported.",
+    ),
+    ErrorCode.TICKET_NUMBER_INVALID: (
+        "准考证号须为 15 位数字（笔试第 10 位为科目代码 1–9，"
+        "口试第 10 位为 0、第 11 位为 4 或 6）。",
+        "A ticket number is 15 digits (written: 10th digit the subject code 1-9; oral: 10th "
+        "digit 0 and 11th digit 4 or 6).",
+    ),
+    ErrorCode.TICKET_SESSION_MISMATCH: (
+        "准考证号中的年份或上/下半年与考次不符。",
+        "The year or half year in the ticket number is not the session's.",
+    ),
+    ErrorCode.TICKET_SUBJECT_MISMATCH: (
+        "准考证号与科目不符。",
+        "The ticket number is not one of this subject.",
+    ),
+    ErrorCode.TICKET_IDENTITY_MISMATCH: (
+        "姓名或证件与持有该准考证的考生不一致。",
+        "The name or ID differs from the candidate holding this ticket.",
+    ),
+    ErrorCode.TICKET_IN_OTHER_SESSION: (
+        "该准考证号已有其他考次的成绩。",
+        "This ticket number already has a score in another session.",
+    ),
+    ErrorCode.DUPLICATE_CANDIDATE: (
+        "同一考生本考次同一科目已有另一准考证号的成绩。",
+        "The same candidate already has a score for this subject in the session under "
+        "another ticket number.",
+    ),
+    ErrorCode.SCORE_OUT_OF_RANGE: (
+        "分数超出范围（听力、阅读 0–248.5，写作和翻译 0–213，总分 0–710）。",
+        "The score is out of range (listening and reading 0-248.5, writing and translation "
+        "0-213, total 0-710).",
+    ),
+    ErrorCode.SCORE_NOT_HALF_POINT: (
+        "分数须为 0.5 的整数倍。",
+        "A score is a multiple of 0.5.",
+    ),
+    ErrorCode.TOTAL_MISMATCH: (
+        "总分与各部分分数之和不符。",
+        "The total is not the sum of the section scores.",
+    ),
+    ErrorCode.SCORES_WHEN_ABSENT: (
+        "缺考考生不应有分数。",
+        "An absent candidate has no scores.",
+    ),
+    ErrorCode.WRONG_SCORE_KIND: (
+        "笔试科目只填各部分分数，口试科目只填口试等级。",
+        "A written subject has section scores only, an oral subject a grade only.",
+    ),
+    ErrorCode.INVALID_ORAL_GRADE: (
+        "口试等级不正确，本考次可用的等级为：",
+        "The oral grade is not valid; the grades of this session are:",
+    ),
+    ErrorCode.SCORES_NOT_RELEASED: (
+        "本考次成绩尚未发布。",
+        "The scores of this session are not released yet.",
+    ),
+    ErrorCode.SCORES_ALREADY_RELEASED: (
+        "本考次成绩已发布，发布时间不能再修改。",
+        "The scores of this session are released; the release time can no longer change.",
+    ),
+    ErrorCode.DAY_OUTSIDE_YEAR: (
+        "日期不在所设置的年份内。",
+        "The date is not in the year being set.",
+    ),
+    ErrorCode.NO_SCORE_REPORT: (
+        "该成绩未达到发放成绩报告单的条件（笔试 220 分及以上或口试合格及以上）。",
+        "No report is issued for this score (it needs a written score of 220 or more or an "
+        "oral pass).",
+    ),
+    ErrorCode.PAPER_CHOICE_CLOSED: (
+        "成绩发布后请在成绩中申请纸质成绩报告单。",
+        "After the release, request the paper report on the score instead.",
+    ),
+    ErrorCode.PAPER_REQUEST_CLOSED: (
+        "已超过申请纸质成绩报告单的时间。",
+        "The period for requesting a paper report is over.",
+    ),
+    ErrorCode.PAPER_REPORT_NOT_REQUESTED: (
+        "该考生未申请纸质成绩报告单。",
+        "The candidate did not ask for a paper report.",
+    ),
+    ErrorCode.PAPER_REPORT_COLLECTED: (
+        "该纸质成绩报告单已领取。",
+        "This paper report has already been collected.",
+    ),
+    ErrorCode.PAPER_REPORT_FORFEITED: (
+        "超过半年未领取，视为自动放弃，不再补发。",
+        "Not collected within six months: the paper report is forfeited and not re-issued.",
+    ),
+    ErrorCode.VERIFICATION_CLOSED: (
+        "不在分数核查申请时间内。",
+        "Score checks cannot be requested now.",
+    ),
+    ErrorCode.VERIFICATION_EXISTS: (
+        "该成绩已申请过分数核查。",
+        "A score check was already requested for this score.",
+    ),
+    ErrorCode.VERIFICATION_WRITTEN_ONLY: (
+        "分数核查仅限笔试成绩。",
+        "Score checks are for written scores only.",
+    ),
+    ErrorCode.VERIFICATION_ALREADY_RESOLVED: (
+        "该分数核查已处理。",
+        "This score check has already been resolved.",
+    ),
+    ErrorCode.CORRECTION_REQUIRED: (
+        "更正成绩须填写与原成绩不同的听力、阅读、写作和翻译分数。",
+        "A correction needs listening, reading and writing-and-translation scores that differ "
+        "from the current ones.",
     ),
     ErrorCode.MISSING_GLYPH: (
         "以下字符无法打印（字库中没有该字），请联系考试管理部门处理：",

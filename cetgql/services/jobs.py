@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from croniter import croniter
 
-from cetgql.services import payments, rate_limits, registration
+from cetgql.services import payments, rate_limits, registration, score_import, score_reports
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
@@ -76,4 +76,16 @@ register(
     "*/5 * * * *",
     payments.reconcile,
     "Ask providers about open payments and retry unconfirmed refunds (P3, P4).",
+)
+register(
+    "forfeit-paper-reports",
+    "20 16 * * *",
+    score_reports.forfeit_uncollected,
+    "Mark paper score reports not collected within six months of release forfeited (R6).",
+)
+register(
+    "prune-score-imports",
+    "40 16 * * *",
+    score_import.prune,
+    "Forget the problem lists and leftovers of score imports older than 30 days.",
 )

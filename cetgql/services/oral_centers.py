@@ -25,12 +25,12 @@ from cetgql.models import (
     ExamSession,
     OralCenter,
     Province,
-    Qualification,
     Registration,
     SessionSubject,
     Subject,
     SubjectKind,
 )
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import access, audit, clock, eligibility, registration_setup
 from cetgql.services.errors import DomainError, ErrorCode, Problem
 from cetgql.services.roster_import import ImportResult, ProgressCallback, RowProblem
@@ -38,13 +38,30 @@ from cetgql.services.roster_import import ImportResult, ProgressCallback, RowPro
 T = TypeVar("T")
 
 
-async def province_of_candidate(account: Account, session_id: int) -> Province | None:
-    qualification = (
-        await Qualification.filter(account_id=account.id, session_id=session_id)
-        .select_related("roster_record__school__province")
-        .first()
+# Asked by every oralCenters of a signed-in candidate: prepared (models/prepared.py). The
+# school alone is enough to know the province; the roster record (with its photo) is skipped.
+_PROVINCE_OF: PreparedQuery[Province | None] = PreparedQuery(
+    lambda account_id, session_id: Province.filter(
+        schools__roster__qualifications__account_id=account_id,
+        schools__roster__qualifications__session_id=session_id,
+    ).first()
+)
+_CENTERS_OF_SESSION: PreparedQuery[list[OralCenter]] = PreparedQuery(
+    lambda session_id: (
+        OralCenter.filter(session_id=session_id).select_related("province").order_by("code")
     )
-    return qualification.roster_record.school.province if qualification else None
+)
+_CENTERS_OF_PROVINCE: PreparedQuery[list[OralCenter]] = PreparedQuery(
+    lambda session_id, province_id: (
+        OralCenter.filter(session_id=session_id, province_id=province_id)
+        .select_related("province")
+        .order_by("code")
+    )
+)
+
+
+async def province_of_candidate(account: Account, session_id: int) -> Province | None:
+    return await _PROVINCE_OF(account.id, session_id)
 
 
 async def list_for_subject(
@@ -57,18 +74,23 @@ async def list_for_subject(
     """Centres examining the subject, in the given province (code or name), else in the
     viewer's own province when known, else everywhere."""
     session = await eligibility.session_by_code(session_code)
-    query = OralCenter.filter(session_id=session.id).select_related("province")
+    own = None
     if province:
         wanted = province.strip()[:32]
-        query = query.filter(Q(province__code=wanted) | Q(province__name=wanted))
-    elif viewer is not None:
-        own = await province_of_candidate(viewer, session.id)
-        if own is not None:
-            query = query.filter(province_id=own.id)
+        centers = (
+            await OralCenter.filter(session_id=session.id)
+            .filter(Q(province__code=wanted) | Q(province__name=wanted))
+            .select_related("province")
+            .order_by("code")
+        )
+    else:
+        if viewer is not None:
+            own = await province_of_candidate(viewer, session.id)
+        centers = await (
+            _CENTERS_OF_PROVINCE(session.id, own.id) if own else _CENTERS_OF_SESSION(session.id)
+        )
     code = subject_code.strip().upper()
-    return [
-        c for c in await query.order_by("code") if not c.subject_codes or code in c.subject_codes
-    ]
+    return [c for c in centers if not c.subject_codes or code in c.subject_codes]
 
 
 # --- administration by the province (S3) ---------------------------------------------------

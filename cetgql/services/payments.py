@@ -36,6 +36,7 @@ from cetgql.models import (
     RegistrationStatus,
     SubjectKind,
 )
+from cetgql.models.prepared import PreparedQuery
 from cetgql.payments import (
     ChargeRequest,
     InvalidNotification,
@@ -48,7 +49,7 @@ from cetgql.payments import (
     TradeState,
 )
 from cetgql.payments.manager import registry
-from cetgql.services import clock, order_events, provider_settings, registration
+from cetgql.services import clock, order_events, provider_settings, rate_limits, registration
 from cetgql.services.errors import DomainError, ErrorCode
 from cetgql.settings import get_settings
 
@@ -82,8 +83,41 @@ def _provider(name: str) -> PaymentProvider:
     return provider
 
 
+# The statements of every payment and notification, prepared (models/prepared.py): their SQL
+# is built once, not on each of the thousands of calls a second of a registration rush.
+_ORDER: PreparedQuery[Order] = PreparedQuery(lambda order_id: Order.get(id=order_id))
+_LOCK_ORDER: PreparedQuery[Order] = PreparedQuery(
+    lambda order_id: Order.select_for_update().get(id=order_id)
+)
+_LOCK_OWN_ORDER: PreparedQuery[Order | None] = PreparedQuery(
+    lambda order_id, account_id: (
+        Order.select_for_update().filter(id=order_id, account_id=account_id).first()
+    )
+)
+_OPEN_PAYMENTS: PreparedQuery[list[Payment]] = PreparedQuery(
+    lambda order_id: Payment.filter(order_id=order_id, status__in=OPEN)
+)
+_BY_TRADE: PreparedQuery[Payment | None] = PreparedQuery(
+    lambda out_trade_no, provider: Payment.get_or_none(out_trade_no=out_trade_no, provider=provider)
+)
+_TRADE: PreparedQuery[Payment] = PreparedQuery(
+    lambda out_trade_no, provider: Payment.get(out_trade_no=out_trade_no, provider=provider)
+)
+_LOCK_PAYMENT: PreparedQuery[Payment] = PreparedQuery(
+    lambda payment_id: Payment.select_for_update().get(id=payment_id)
+)
+_CHOICES_OF_ORDER: PreparedQuery[list[Registration]] = PreparedQuery(
+    lambda order_id: Registration.filter(order_id=order_id).select_related("offering__subject")
+)
+_PAID_CHOICES: PreparedQuery[list[Registration]] = PreparedQuery(
+    lambda account_id, session_id: Registration.filter(
+        account_id=account_id, session_id=session_id, status=RegistrationStatus.PAID
+    ).select_related("offering__subject")
+)
+
+
 async def _merchant_of_payment(payment: Payment) -> MerchantConfig:
-    order = await Order.get(id=payment.order_id)  # type: ignore[attr-defined]
+    order = await _ORDER(payment.order_id)  # type: ignore[attr-defined]
     merchant = await provider_settings.merchant_config(
         order.province_id,  # type: ignore[attr-defined]
         payment.provider,
@@ -144,17 +178,10 @@ async def _written_paid(order: Order) -> bool:
     """S7: an oral order is paid only after the written subject it depends on is paid."""
     if order.kind != SubjectKind.ORAL:
         return True
-    needed = {
-        r.offering.subject.written_prerequisite
-        for r in await Registration.filter(order_id=order.id).select_related("offering__subject")
-    }
+    needed = {r.offering.subject.written_prerequisite for r in await _CHOICES_OF_ORDER(order.id)}
     paid = {
         r.offering.subject.code
-        for r in await Registration.filter(
-            account_id=order.account_id,  # type: ignore[attr-defined]
-            session_id=order.session_id,  # type: ignore[attr-defined]
-            status=RegistrationStatus.PAID,
-        ).select_related("offering__subject")
+        for r in await _PAID_CHOICES(order.account_id, order.session_id)  # type: ignore[attr-defined]
     }
     return needed <= paid
 
@@ -167,11 +194,13 @@ async def start_payment(
     return_url: str | None = None,
     mobile: bool = False,
 ) -> Payment:
-    """Hand the candidate to a provider for an order (P2), idempotently."""
+    """Hand the candidate to a provider for an order (P2), idempotently. Rate limited per
+    account (``RATE_LIMITED`` with the seconds to wait)."""
+    await rate_limits.hit(rate_limits.START_PAYMENT_PER_ACCOUNT, str(account.id))
     provider = _provider(provider_name)
     partner_return = _check_return_url(return_url)
     async with in_transaction():
-        order = await Order.select_for_update().filter(id=order_id, account_id=account.id).first()
+        order = await _LOCK_OWN_ORDER(order_id, account.id)
         if order is None:
             raise DomainError.of(ErrorCode.NOT_FOUND, "orderId")
         now = clock.now()
@@ -189,7 +218,7 @@ async def start_payment(
         if merchant is None:
             raise DomainError.of(ErrorCode.PROVIDER_NOT_AVAILABLE, "provider")
 
-        for previous in await Payment.filter(order_id=order.id, status__in=OPEN):
+        for previous in await _OPEN_PAYMENTS(order.id):
             if previous.provider == provider.name and previous.amount_fen == order.amount_fen:
                 return previous
             await _close_before_switch(previous)
@@ -276,7 +305,7 @@ async def handle_notification(provider_name: str, request: NotifyRequest) -> Not
         return None
 
     async def lookup(out_trade_no: str) -> MerchantConfig | None:
-        payment = await Payment.get_or_none(out_trade_no=out_trade_no[:32], provider=provider_name)
+        payment = await _BY_TRADE(out_trade_no[:32], provider_name)
         return await _merchant_of_payment(payment) if payment else None
 
     try:
@@ -285,7 +314,7 @@ async def handle_notification(provider_name: str, request: NotifyRequest) -> Not
         logger.warning("refused %s notification: %s", provider_name, error)
         await _record(None, provider_name, "NOTIFY", "REJECTED", reason=str(error)[:200])
         return provider.reply(False)
-    payment = await Payment.get(out_trade_no=note.out_trade_no, provider=provider_name)
+    payment = await _TRADE(note.out_trade_no, provider_name)
     outcome = await apply_report(
         payment.id,
         Report(note.state, note.amount_fen, note.provider_trade_no, "NOTIFY", note.raw),
@@ -294,7 +323,8 @@ async def handle_notification(provider_name: str, request: NotifyRequest) -> Not
 
 
 async def refresh(account: Account, payment_id: int) -> Payment:
-    """The candidate's "update" button (P3): ask the provider now."""
+    """The candidate's "update" button (P3): ask the provider now (rate limited per account)."""
+    await rate_limits.hit(rate_limits.REFRESH_PAYMENT_PER_ACCOUNT, str(account.id))
     payment = await Payment.filter(id=payment_id, order__account_id=account.id).first()
     if payment is None:
         raise DomainError.of(ErrorCode.NOT_FOUND, "paymentId")
@@ -321,7 +351,7 @@ async def apply_report(payment_id: int, report: Report) -> str:
     """Apply what the provider said, exactly once. Returns the outcome that was recorded."""
     refund_needed: str | None = None
     async with in_transaction():
-        payment = await Payment.select_for_update().get(id=payment_id)
+        payment = await _LOCK_PAYMENT(payment_id)
         outcome, refund_needed = await _apply_locked(payment, report)
         await _record(
             payment,
@@ -375,7 +405,7 @@ async def _apply_locked(payment: Payment, report: Report) -> tuple[str, str | No
         update_fields=["status", "paid_at", "updated_at", "provider_trade_no", "closed_at"]
     )
 
-    order = await Order.select_for_update().get(id=payment.order_id)  # type: ignore[attr-defined]
+    order = await _LOCK_ORDER(payment.order_id)  # type: ignore[attr-defined]
     if order.status == OrderStatus.PAID:
         return "PAID_TWICE", DOUBLE_PAYMENT
     if order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > now:

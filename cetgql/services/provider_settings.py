@@ -29,6 +29,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from cetgql.models import Account, ProviderSetting, Province, Qualification
+from cetgql.models.prepared import PreparedQuery
 from cetgql.payments import MerchantConfig, PaymentProvider, SettingField
 from cetgql.payments.manager import registry
 from cetgql.services import access, audit
@@ -236,6 +237,14 @@ async def enabled_providers(province_id: int) -> list[str]:
     return [name for name in registry().names() if name in usable]
 
 
+# Read by every payment and notification: prepared (models/prepared.py).
+_SETTING: PreparedQuery[ProviderSetting | None] = PreparedQuery(
+    lambda province_id, provider: ProviderSetting.get_or_none(
+        province_id=province_id, provider=provider
+    )
+)
+
+
 async def merchant_config(
     province_id: int, provider: str, *, include_disabled: bool = False
 ) -> MerchantConfig | None:
@@ -245,7 +254,7 @@ async def merchant_config(
     ``include_disabled`` is for payments already made with it (query, refund, verifying a
     late notification): turning a provider off stops new payments, not the upkeep of old ones.
     """
-    setting = await ProviderSetting.get_or_none(province_id=province_id, provider=provider)
+    setting = await _SETTING(province_id, provider)
     if setting is None:
         return None
     if not include_disabled and _usable(setting) is None:

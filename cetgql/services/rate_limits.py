@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from cetgql.models import RateLimitHit
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import clock
 from cetgql.services.errors import DomainError, ErrorCode
 
@@ -33,21 +34,33 @@ APPEAL_PER_ADDRESS = Limit("appeal:address", 5, timedelta(hours=1))
 # A CET6 review looks a ticket number up (S4): few tries, so tickets cannot be enumerated.
 CET6_REVIEW_PER_ACCOUNT = Limit("cet6-review:account", 10, timedelta(hours=1))
 CET6_REVIEW_PER_ADDRESS = Limit("cet6-review:address", 30, timedelta(hours=1))
+# Starting a payment signs a request for the provider and may close an earlier trade there;
+# pressing "pay" again returns the open trade, so a person never needs more than a few a
+# minute, while a script could otherwise make us hammer the providers.
+START_PAYMENT_PER_ACCOUNT = Limit("payment-start:account", 10, timedelta(minutes=1))
+# "Refresh" asks the provider each time (P3).
+REFRESH_PAYMENT_PER_ACCOUNT = Limit("payment-refresh:account", 20, timedelta(minutes=1))
 
 
 def _bucket(limit: Limit, key: str) -> str:
     return f"{limit.name}:{key}"[:160]
 
 
+# Asked before every sign-in and many other attempts: prepared (models/prepared.py).
+_RECENT_HITS: PreparedQuery[list[datetime]] = PreparedQuery(
+    lambda bucket, since, hits: (
+        RateLimitHit.filter(bucket=bucket, at__gt=since)
+        .order_by("-at")
+        .limit(hits)
+        .values_list("at", flat=True)
+    )
+)
+
+
 async def retry_after(limit: Limit, key: str) -> int | None:
     """Seconds until one more hit is allowed, or None when it is allowed now."""
     since = clock.now() - limit.window
-    hits = (
-        await RateLimitHit.filter(bucket=_bucket(limit, key), at__gt=since)
-        .order_by("-at")
-        .limit(limit.hits)
-        .values_list("at", flat=True)
-    )
+    hits = await _RECENT_HITS(_bucket(limit, key), since, limit.hits)
     if len(hits) < limit.hits:
         return None
     oldest_counted = cast(datetime, min(hits))

@@ -23,8 +23,10 @@ from cetgql.models import (
     OrderStatus,
     Registration,
     RegistrationStatus,
+    SessionSubject,
     SubjectKind,
 )
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import clock, eligibility, order_events
 from cetgql.services.errors import DomainError, ErrorCode, Problem
 
@@ -47,6 +49,8 @@ class SubjectOption:
     eligible: bool
     reasons: tuple[ErrorCode, ...]
     fee_fen: int | None
+    # The offering itself, with its subject, as the rules loaded it (saves the caller a query).
+    offering: SessionSubject | None = None
 
 
 async def available_subjects(account: Account, session_code: str) -> list[SubjectOption]:
@@ -65,6 +69,7 @@ async def available_subjects(account: Account, session_code: str) -> list[Subjec
                 eligible=not why,
                 reasons=tuple(why),
                 fee_fen=situation.fees.get(code),
+                offering=offering,
             )
         )
     return options
@@ -94,14 +99,40 @@ def _validate_choices(choices: Sequence[Choice]) -> list[Choice]:
     return cleaned
 
 
+# The statements of every selection and payment, prepared (models/prepared.py): their SQL
+# is built once, not on each of the thousands of calls a second of a registration rush.
+_OVERDUE: PreparedQuery[list[int]] = PreparedQuery(
+    lambda account_id, now: Order.filter(
+        account_id=account_id, status=OrderStatus.PENDING_PAYMENT, expires_at__lte=now
+    ).values_list("id", flat=True)
+)
+_LOCK_ACCOUNT: PreparedQuery[Account | None] = PreparedQuery(
+    lambda account_id: Account.select_for_update().filter(id=account_id).first()
+)
+_CENTER: PreparedQuery[OralCenter | None] = PreparedQuery(
+    lambda center_id: OralCenter.get_or_none(id=center_id)
+)
+_LOCK_CENTER: PreparedQuery[OralCenter] = PreparedQuery(
+    lambda center_id: OralCenter.select_for_update().get(id=center_id)
+)
+_SEATS_HELD: PreparedQuery[int] = PreparedQuery(
+    lambda center_id, now: Registration.filter(
+        eligibility.active_seats_filter(now), oral_center_id=center_id
+    ).count()
+)
+_LOCK_ORDER: PreparedQuery[Order] = PreparedQuery(
+    lambda order_id: Order.select_for_update().get(id=order_id)
+)
+_PAY_CHOICES: PreparedQuery[int] = PreparedQuery(
+    lambda order_id, paid_at: Registration.filter(order_id=order_id).update(
+        status=RegistrationStatus.PAID, paid_at=paid_at
+    )
+)
+
+
 async def lapse_account(account_id: int, now: datetime) -> None:
     """Mark this candidate's overdue choices lapsed so their places can be taken again."""
-    overdue = cast(
-        list[int],
-        await Order.filter(
-            account_id=account_id, status=OrderStatus.PENDING_PAYMENT, expires_at__lte=now
-        ).values_list("id", flat=True),
-    )
+    overdue = await _OVERDUE(account_id, now)
     if overdue:
         await _close_orders(overdue, OrderStatus.LAPSED, now)
 
@@ -123,7 +154,7 @@ async def select_subjects(
     wanted = _validate_choices(choices)
     session = await eligibility.session_by_code(session_code)
     async with in_transaction():
-        await Account.select_for_update().filter(id=account.id).first()
+        await _LOCK_ACCOUNT(account.id)
         now = clock.now()
         await lapse_account(account.id, now)
         situation = await eligibility.load_situation(account, session, with_centers=False)
@@ -161,7 +192,7 @@ async def _oral_center_for(
     if choice.oral_center_id is None:
         problems.append(Problem(ErrorCode.ORAL_CENTER_REQUIRED, (*path, "oralCenterId")))
         return None
-    center = await OralCenter.get_or_none(id=choice.oral_center_id)
+    center = await _CENTER(choice.oral_center_id)
     if (
         center is None
         or center.session_id != situation.session.id  # type: ignore[attr-defined]
@@ -177,10 +208,8 @@ async def _claim_seats(centers: dict[int, OralCenter], now: datetime) -> None:
     """Lock each chosen centre, then count its held seats: never oversold (S3)."""
     problems = []
     for index, center in sorted(centers.items(), key=lambda item: item[1].id):
-        locked = await OralCenter.select_for_update().get(id=center.id)
-        taken = await Registration.filter(
-            eligibility.active_seats_filter(now), oral_center_id=locked.id
-        ).count()
+        locked = await _LOCK_CENTER(center.id)
+        taken = await _SEATS_HELD(locked.id, now)
         if taken >= locked.capacity:
             problems.append(Problem(ErrorCode.SEATS_FULL, ("items", str(index), "oralCenterId")))
     if problems:
@@ -243,7 +272,7 @@ async def mark_order_paid(order_id: int, paid_at: datetime) -> Order:
     """Record that a pending order was paid in time: its choices become registrations that
     cannot be cancelled (S9). Late payments are decided by the payments service (P6)."""
     async with in_transaction():
-        order = await Order.select_for_update().get(id=order_id)
+        order = await _LOCK_ORDER(order_id)
         if order.status == OrderStatus.PAID:
             return order
         if order.status != OrderStatus.PENDING_PAYMENT or order.expires_at <= paid_at:
@@ -251,9 +280,7 @@ async def mark_order_paid(order_id: int, paid_at: datetime) -> Order:
         order.status = OrderStatus.PAID
         order.paid_at = paid_at
         await order.save(update_fields=["status", "paid_at"])
-        await Registration.filter(order_id=order.id).update(
-            status=RegistrationStatus.PAID, paid_at=paid_at
-        )
+        await _PAY_CHOICES(order.id, paid_at)
     await order_events.publish(order.id)
     return order
 

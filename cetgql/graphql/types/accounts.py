@@ -11,14 +11,41 @@ from strawberry.types import Info
 
 from cetgql import models
 from cetgql.graphql.types.registration import Order, Registration
+from cetgql.graphql.types.scores import Score, ScoreCertificate
+from cetgql.graphql.types.scores import history as score_history
+from cetgql.models.prepared import PreparedQuery
 from cetgql.services import access, identity
 
 if TYPE_CHECKING:
     from cetgql.graphql.cet6_review import Cet6Review
     from cetgql.graphql.types.qualification import Qualification
+    from cetgql.graphql.types.tickets import Ticket
 
 IdType = strawberry.enum(models.IdType, name="IdType", description="Kinds of identity document.")
 Role = strawberry.enum(models.Role, name="Role")
+
+
+# The candidate's overview reads, prepared (models/prepared.py): built once, not per request.
+# Registrations come with their subject, oral centre and order joined in: the overview shows
+# them all, and one query with joins costs less than three batched ones.
+_REGISTRATION_RELATIONS = ("offering__subject", "oral_center", "order")
+_REGISTRATIONS: PreparedQuery[list[models.Registration]] = PreparedQuery(
+    lambda account_id: (
+        models.Registration.filter(account_id=account_id)
+        .select_related(*_REGISTRATION_RELATIONS)
+        .order_by("-created_at", "-id")
+    )
+)
+_REGISTRATIONS_IN: PreparedQuery[list[models.Registration]] = PreparedQuery(
+    lambda account_id, session_code: (
+        models.Registration.filter(account_id=account_id, session__code=session_code)
+        .select_related(*_REGISTRATION_RELATIONS)
+        .order_by("-created_at", "-id")
+    )
+)
+_ORDERS: PreparedQuery[list[models.Order]] = PreparedQuery(
+    lambda account_id: models.Order.filter(account_id=account_id).order_by("-created_at", "-id")
+)
 
 
 async def can_see_account(info: Info, account_id: int) -> bool:
@@ -93,18 +120,52 @@ class Account(relay.Node):
     ) -> list[Registration]:
         if not await can_see_account(info, self.id):
             return []  # also while an initial password is still to be changed (S11)
-        query = models.Registration.filter(account_id=self.id)
-        if session_code:
-            query = query.filter(session__code=session_code.strip().upper()[:8])
-        return [Registration.from_model(r) for r in await query.order_by("-created_at", "-id")]
+        rows = await (
+            _REGISTRATIONS_IN(self.id, session_code.strip().upper()[:8])
+            if session_code
+            else _REGISTRATIONS(self.id)
+        )
+        return [Registration.from_model(r) for r in rows]
+
+    @strawberry.field(
+        description="Published admission tickets, one per paid subject (T1), by exam time."
+    )
+    async def tickets(
+        self, info: Info, session_code: str | None = None
+    ) -> list[Annotated[Ticket, strawberry.lazy("cetgql.graphql.types.tickets")]]:
+        from cetgql.graphql.types.tickets import tickets_of_account
+
+        if not await can_see_account(info, self.id):
+            return []
+        return await tickets_of_account(self.id, session_code)
+
+    @relay.connection(
+        relay.ListConnection[Score],
+        description="Scores of every session since June 2005 (R9) that have been released, "
+        "newest first, matched by ID and name (or the ticket held).",
+    )
+    async def scores(self, info: Info) -> Iterable[Score]:
+        return await score_history(info, self.id)
+
+    @strawberry.field(description="Score certificates issued (R8), newest first; owner only.")
+    async def score_certificates(self, info: Info) -> list[ScoreCertificate]:
+        viewer = await info.context.viewer()
+        if viewer is None or viewer.must_change_password or viewer.id != self.id:
+            return []
+        return [
+            ScoreCertificate.from_model(c)
+            for c in await models.ScoreCertificate.filter(account_id=self.id).order_by(
+                "-issued_at", "-id"
+            )
+        ]
 
     @relay.connection(relay.ListConnection[Order], description="Orders, newest first.")
     async def orders(self, info: Info) -> Iterable[Order]:
         if not await can_see_account(info, self.id):
             return []
-        rows = await models.Order.filter(account_id=self.id).order_by("-created_at", "-id")
-        info.context.loaders.prime(info.context.loaders.order, rows)
-        return [Order.from_model(o) for o in rows]
+        # Not primed into the order loader: registrations' orders are loaded concurrently,
+        # and whether a prime came first would make the statement count vary by timing.
+        return [Order.from_model(o) for o in await _ORDERS(self.id)]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -17,6 +17,9 @@ from cetgql.graphql.types.exams import ExamSession, Subject, SubjectKind
 from cetgql.graphql.types.payments import Payment
 from cetgql.services import access, clock, eligibility
 
+if TYPE_CHECKING:
+    from cetgql.graphql.types.tickets import Ticket
+
 RegistrationStatus = strawberry.enum(models.RegistrationStatus, name="RegistrationStatus")
 OrderStatus = strawberry.enum(models.OrderStatus, name="OrderStatus")
 
@@ -26,6 +29,19 @@ async def _owned_or_national(info: Info, account_id: int) -> bool:
     if viewer is None or viewer.must_change_password:
         return False
     return viewer.id == account_id or (await access.scope_of(viewer)).national
+
+
+def _preloaded(model: Any, relation: str) -> Any:
+    """The related object a query fetched along (``select_related``), else None."""
+    return model.__dict__.get(f"_{relation}")
+
+
+async def _then(pending: Awaitable[Any], convert: Callable[[Any], Any]) -> Any:
+    return convert(await pending)
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: convert(value) if value is not None else None
 
 
 def _node_ids(node_ids: Iterable[str]) -> list[int]:
@@ -95,9 +111,14 @@ class Registration(relay.Node):
         return cls(id=registration.id, model=registration)
 
     @strawberry.field
-    async def subject(self, info: Info) -> Subject:
-        offering = await info.context.loaders.offering.load(self.model.offering_id)  # type: ignore[attr-defined]
-        return Subject.from_offering(offering)
+    def subject(self, info: Info) -> Subject:
+        offering = _preloaded(self.model, "offering")
+        if offering is not None:
+            return Subject.from_offering(offering)
+        return _then(  # type: ignore[return-value]
+            info.context.loaders.offering.load(self.model.offering_id),  # type: ignore[attr-defined]
+            Subject.from_offering,
+        )
 
     @strawberry.field
     async def session(self, info: Info) -> ExamSession:
@@ -109,17 +130,34 @@ class Registration(relay.Node):
         return eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
 
     @strawberry.field
-    async def oral_center(self, info: Info) -> OralCenter | None:
+    def oral_center(self, info: Info) -> OralCenter | None:
         center_id = self.model.oral_center_id  # type: ignore[attr-defined]
         if center_id is None:
             return None
-        center = await info.context.loaders.oral_center.load(center_id)
-        return OralCenter.from_model(center) if center else None
+        center = _preloaded(self.model, "oral_center")
+        if center is not None:
+            return OralCenter.from_model(center)
+        return _then(  # type: ignore[return-value]
+            info.context.loaders.oral_center.load(center_id), _optional(OralCenter.from_model)
+        )
 
     @strawberry.field
-    async def order(self, info: Info) -> Order | None:
-        order = await info.context.loaders.order.load(self.model.order_id)  # type: ignore[attr-defined]
-        return Order.from_model(order) if order else None
+    def order(self, info: Info) -> Order | None:
+        order = _preloaded(self.model, "order")
+        if order is not None:
+            return Order.from_model(order)
+        return _then(  # type: ignore[return-value]
+            info.context.loaders.order.load(self.model.order_id),  # type: ignore[attr-defined]
+            _optional(Order.from_model),
+        )
+
+    @strawberry.field(description="The admission ticket, once published (T1); null before.")
+    async def ticket(
+        self, info: Info
+    ) -> Annotated[Ticket, strawberry.lazy("cetgql.graphql.types.tickets")] | None:
+        from cetgql.graphql.types.tickets import ticket_of_registration
+
+        return await ticket_of_registration(info, self.id)
 
     @strawberry.field(description="The payment deadline while unpaid; null once paid or closed.")
     def expires_at(self) -> datetime | None:

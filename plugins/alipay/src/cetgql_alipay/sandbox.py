@@ -26,6 +26,7 @@ import html
 import json
 import logging
 import secrets
+import ssl
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -126,6 +127,18 @@ def _business(sub_code: str, sub_msg: str) -> GatewayError:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_tls_context: ssl.SSLContext | None = None
+
+
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every notification: httpx builds a new one (loading the CA bundle)
+    for each client otherwise, about 10 ms of CPU, more than the rest of a notification."""
+    global _tls_context
+    if _tls_context is None:
+        _tls_context = ssl.create_default_context()
+    return _tls_context
 
 
 class AlipaySandbox:
@@ -590,7 +603,7 @@ class AlipaySandbox:
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
         try:
             async with httpx.AsyncClient(
-                transport=self.transport, timeout=self.notify_timeout
+                transport=self.transport, timeout=self.notify_timeout, verify=_tls()
             ) as client:
                 response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -1,0 +1,108 @@
+"""No N+1: the candidate's overview costs the same number of SQL statements whatever it shows.
+
+The overview (``benchmarks/load.py:OVERVIEW``: registrations with their subject, oral centre
+and order; orders with their payments; tickets) resolves every relation through a per-request
+DataLoader, so a candidate with ten registrations, ten orders and twenty payments costs as many
+statements as one with one of each. The statements are counted in-process
+(``tests/sql_counter.py``), on SQLite and on PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from benchmarks.load import overview_query
+from cetgql import models
+from cetgql.graphql.schema import schema
+from cetgql.models import OrderStatus, PaymentStatus, RegistrationStatus, SubjectKind
+from cetgql.services import clock
+from tests.registration_setup import Candidate, World, build_world, qualified_candidate
+from tests.sql_counter import SqlLog, recording
+
+HAS_TICKETS = "tickets" in schema._schema.type_map["Account"].fields  # type: ignore[attr-defined]
+OVERVIEW = overview_query(HAS_TICKETS)
+
+
+async def _history(world: World, candidate: Candidate, choices: int) -> None:
+    """``choices`` orders of one subject each, every one with a closed and a successful
+    payment; all but the last cancelled, so each holds a registration of its own."""
+    offering = await models.SessionSubject.get(session=world.session, subject__code="CET-SET4")
+    record = await models.RosterRecord.get(id_number=candidate.account.id_number)
+    now = clock.now()
+    for n in range(choices):
+        last = n == choices - 1
+        status = OrderStatus.PAID if last else OrderStatus.CANCELLED
+        order = await models.Order.create(
+            number=f"2026{n:016d}{candidate.account.id}",
+            account=candidate.account,
+            session=world.session,
+            province=world.province,
+            kind=SubjectKind.ORAL,
+            status=status,
+            amount_fen=5000,
+            created_at=now + timedelta(seconds=n),
+            expires_at=now + timedelta(days=1),
+            paid_at=now if last else None,
+        )
+        await models.Registration.create(
+            account=candidate.account,
+            session=world.session,
+            offering=offering,
+            order=order,
+            status=RegistrationStatus(status.value),
+            school_id=record.school_id,
+            campus_id=record.campus_id,
+            oral_center=world.centers[n % len(world.centers)],
+            active_key=f"{candidate.account.id}:{offering.id}" if last else None,
+            created_at=now + timedelta(seconds=n),
+            expires_at=now + timedelta(days=1),
+        )
+        for m, payment_status in enumerate((PaymentStatus.CLOSED, PaymentStatus.SUCCEEDED)):
+            await models.Payment.create(
+                order=order,
+                provider="alipay",
+                out_trade_no=f"{candidate.account.id:06d}{n:04d}{m}",
+                amount_fen=5000,
+                status=payment_status,
+                created_at=now,
+                updated_at=now,
+                paid_at=now if payment_status == PaymentStatus.SUCCEEDED else None,
+            )
+
+
+async def _overview(gql, candidate: Candidate) -> tuple[dict, SqlLog]:  # type: ignore[no-untyped-def, type-arg]
+    with recording() as log:
+        data = await gql.data(OVERVIEW, token=candidate.token)
+    return data["viewer"], log
+
+
+async def test_overview_statements_do_not_grow_with_history(gql):
+    world = await build_world(centers=3)
+    one = await qualified_candidate(world, name="韩梅梅")
+    ten = await qualified_candidate(world, name="李雷")
+    await _history(world, one, 1)
+    await _history(world, ten, 10)
+
+    small, small_log = await _overview(gql, one)
+    large, large_log = await _overview(gql, ten)
+
+    assert len(small["registrations"]) == 1
+    assert len(large["registrations"]) == 10
+    assert len(large["orders"]["edges"]) == 10
+    assert sum(len(e["node"]["payments"]) for e in large["orders"]["edges"]) == 20
+    assert {r["oralCenter"]["name"] for r in large["registrations"]} == {
+        c.name for c in world.centers
+    }
+    assert large_log.count == small_log.count, f"one:\n{small_log}\n\nten:\n{large_log}"
+    # The session, the registrations, the orders, and one batch each for subjects, oral
+    # centres, the registrations' orders and payments; tickets take a few more.
+    assert small_log.count <= 7 + (4 if HAS_TICKETS else 0), str(small_log)
+
+
+async def test_overview_of_nobody_yet_is_cheap(gql):
+    world = await build_world()
+    candidate = await qualified_candidate(world)
+    viewer, log = await _overview(gql, candidate)
+    assert viewer["registrations"] == []
+    assert viewer["orders"]["edges"] == []
+    assert log.count <= 4 + (2 if HAS_TICKETS else 0), str(log)
