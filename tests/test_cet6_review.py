@@ -50,10 +50,28 @@ def ticket(year: int, half: int, *, level: int = 1, room: int = 1, seat: int = 1
     return f"440010{year % 100:02d}{half}{level}{room:03d}{seat:02d}"
 
 
+def _released_long_ago() -> dict:
+    return {"release_at": clock.now() - timedelta(days=30), "updated_at": clock.now()}
+
+
+def _not_yet_released() -> dict:
+    return {"release_at": clock.now() + timedelta(days=30), "updated_at": clock.now()}
+
+
 async def score(
-    number: str, *, name: str, id_number: str, total: str | None, absent: bool = False
+    number: str,
+    *,
+    name: str,
+    id_number: str,
+    total: str | None,
+    absent: bool = False,
+    released: bool = True,
 ) -> models.ScoreRecord:
     session = await catalog.ensure_session(f"20{number[6:8]}H{number[8]}")
+    if not released:
+        await models.ScoreRelease.get_or_create(session=session, defaults=_not_yet_released())
+    else:
+        await models.ScoreRelease.get_or_create(session=session, defaults=_released_long_ago())
     return await models.ScoreRecord.create(
         ticket_number=number,
         session=session,
@@ -299,3 +317,12 @@ async def test_only_a_confirmed_candidate_without_cet6_on_the_roster_may_ask(gql
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     # None of these reached the ticket lookup, so none counted against the limit.
     assert await models.RateLimitHit.all().count() == 0
+
+
+async def test_a_score_not_yet_released_approves_nothing_and_reveals_nothing(gql):
+    world = await build_world()
+    me = await qualified_candidate(world, subjects=("CET4", "CET-SET4"))
+    number = ticket(2025, 2)
+    await score(number, name="李雷", id_number=me.account.id_number, total="500", released=False)
+    assert codes(await request(gql, me.token, number)) == ["CET4_SCORE_NOT_FOUND"]
+    assert (await cet6_option(gql, me.token))["reasons"] == ["CET6_REQUIRES_CET4"]

@@ -43,7 +43,7 @@ from cetgql.models import (
     ScoreRecord,
     SessionSubject,
 )
-from cetgql.services import access, audit, clock, eligibility, rate_limits
+from cetgql.services import access, audit, clock, eligibility, rate_limits, score_release
 from cetgql.services.errors import DomainError, ErrorCode
 
 PASS_MARK = Decimal(425)
@@ -146,6 +146,10 @@ async def _check_score(account: Account, ticket: Cet4Ticket) -> Reason:
         return Reason.EARLIER_THAN_2005
     record = await ScoreRecord.filter(ticket_number=ticket.number).select_related("subject").first()
     if record is None or record.subject.ticket_code != CET4_TICKET_LEVEL:
+        raise DomainError.of(ErrorCode.CET4_SCORE_NOT_FOUND, _FIELD)
+    # A score counts only once its session's scores are out (R1): before that it must not
+    # approve anything, nor be told apart from no score at all.
+    if not (await score_release.info(record.session_id)).released(clock.now()):  # type: ignore[attr-defined]
         raise DomainError.of(ErrorCode.CET4_SCORE_NOT_FOUND, _FIELD)
     id_match = record.id_type == account.id_type and record.id_number == account.id_number
     name_match = record.name_key == account.name_key
