@@ -45,6 +45,12 @@ class _Parsed:
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
     done: bool = False
+    keep_alive: bool = False
+    parser: Any = None
+
+    def on_headers_complete(self) -> None:
+        # Asked here: once the message is complete the parser has reset and always says no.
+        self.keep_alive = bool(self.parser.should_keep_alive())
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -111,13 +117,13 @@ class Connection:
             lines.append(b"Content-Length: " + str(len(body)).encode())
         self._writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
         parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
+        parser = parsed.parser = httptools.HttpResponseParser(parsed)
         while not parsed.done:
             data = await self._reader.read(65536)
             if not data:
                 raise HttpError("connection closed before the answer was complete")
             parser.feed_data(data)
-        if not parser.should_keep_alive():
+        if not parsed.keep_alive:
             await self.close()
         return Response(
             parser.get_status_code(), parsed.headers, b"".join(parsed.chunks), self.base_url + path

@@ -5,6 +5,7 @@ cannot be prepared."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from tortoise.exceptions import DoesNotExist
@@ -31,7 +32,7 @@ async def _accounts(n: int) -> list[models.Account]:
     ]
 
 
-def _prepared(query: PreparedQuery[object]) -> bool:
+def _prepared(query: PreparedQuery[Any]) -> bool:
     return bool(query._templates) and all(
         isinstance(t, _Template) for t in query._templates.values()
     )
@@ -81,7 +82,7 @@ async def test_models_values_counts_and_updates_match_tortoise():
     assert (await models.Account.get(id=accounts[0].id)).name == "改名"
     assert (await models.Account.get(id=accounts[1].id)).name == "又改名"
     for query in (by_number, some, names, count, exists, rename, get):
-        assert _prepared(query), query.build  # type: ignore[arg-type]
+        assert _prepared(query), query.build
 
 
 async def test_related_rows_datetimes_and_enums():

@@ -25,9 +25,12 @@ their queries cost.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -43,9 +46,11 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     get_operation_ast,
+    visit,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
@@ -183,6 +188,52 @@ def operation_cost(
     return costing.selection_set(root, operation.selection_set, frozenset())
 
 
+def _page_variables(document: DocumentNode) -> tuple[str, ...]:
+    """The variables a cost can depend on: those given as ``first``/``last``."""
+    names: set[str] = set()
+
+    class Collect(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+            if node.name.value in _PAGE_ARGUMENTS and isinstance(node.value, VariableNode):
+                names.add(node.value.name.value)
+
+    visit(document, Collect())
+    return tuple(sorted(names))
+
+
+@dataclass
+class _Known:
+    names: tuple[str, ...]  # the page-size variables of the document
+    costs: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+
+# Costs already worked out, per parsed document (the parser cache hands out the same document
+# object for the same text): a partner's handful of operations is costed once per page size,
+# not on every request. Entries go with their document.
+_COSTS: WeakKeyDictionary[DocumentNode, _Known] = WeakKeyDictionary()
+_COSTS_PER_DOCUMENT = 64
+
+
+def cached_operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> int:
+    """:func:`operation_cost`, remembered per document, operation and page-size variables."""
+    known = _COSTS.get(document)
+    if known is None:
+        known = _COSTS[document] = _Known(_page_variables(document))
+    given = variables or {}
+    key = (id(schema), operation_name, *(repr(given.get(n)) for n in known.names))
+    cost = known.costs.get(key)
+    if cost is None:
+        cost = operation_cost(schema, document, operation_name, given)
+        if len(known.costs) < _COSTS_PER_DOCUMENT:
+            known.costs[key] = cost
+    return cost
+
+
 class QueryCostLimiter(SchemaExtension):
     """Computes the cost after validation and refuses a too costly operation before it runs;
     reports ``{"requested": n, "maximum": MAX_COST}`` as ``extensions.cost``."""
@@ -195,7 +246,7 @@ class QueryCostLimiter(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and not context.result:
-            self.cost = operation_cost(
+            self.cost = cached_operation_cost(
                 context.schema._schema, document, context.operation_name, context.variables
             )
             if self.cost > self.maximum:

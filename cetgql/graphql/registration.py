@@ -11,7 +11,7 @@ from cetgql.graphql.permissions import IsAuthenticated
 from cetgql.graphql.scalars import Money
 from cetgql.graphql.types.exams import Subject
 from cetgql.graphql.types.registration import OralCenter, Order, Registration, SubjectOption
-from cetgql.services import oral_centers, registration
+from cetgql.services import clock, eligibility, oral_centers, registration
 from cetgql.services.errors import DomainError, ErrorCode
 
 
@@ -106,6 +106,9 @@ class RegistrationQueries:
             )
         except DomainError:
             return []
+        # The seats of every centre in one query, before the fields ask for them one by one.
+        taken = await eligibility.seats_taken([c.id for c in centers], clock.now())
+        info.context.loaders.seats_taken.prime_many({c.id: taken.get(c.id, 0) for c in centers})
         return [OralCenter.from_model(c) for c in centers]
 
 

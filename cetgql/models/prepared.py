@@ -31,7 +31,9 @@ instances, values or counts.
 
 A shape is the builder plus, per argument: its type, the length of a list, and the value itself
 where it cannot be probed (None, booleans, enums and anything else), since those change the
-SQL (``IS NULL``, ``IN (...)`` with n parameters, enum values written into the query).
+SQL (``IS NULL``, ``IN (...)`` with n parameters, enum values written into the query). The
+SQL is the dialect's of the database it was prepared on; should a process later reach a
+database of another kind, those calls run through Tortoise as usual.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class _Template:
     sql: str
     slots: tuple[_Slot, ...]
     for_write: bool
+    dialect: str  # the SQL is the dialect's own (placeholders, quoting)
 
 
 class _Rendered:
@@ -191,7 +194,9 @@ class PreparedQuery(Generic[T]):
         except Exception:  # a builder that cannot take probes is simply not prepared
             logger.debug("query not prepared: the builder refused probe values", exc_info=True)
             return None
-        return _Template(probed, sql, tuple(probes.slot(v) for v in values), _writes(probed))
+        slots = tuple(probes.slot(v) for v in values)
+        assert probed._db is not None
+        return _Template(probed, sql, slots, _writes(probed), probed._db.capabilities.dialect)
 
     def _template(self, args: Sequence[Any]) -> _Template | None:
         shape = _shape(args)
@@ -212,11 +217,14 @@ class PreparedQuery(Generic[T]):
         template = self._template(args)
         if template is None:
             return await self.build(*args)
-        runner = copy.copy(template.prototype)
-        runner.query = _Rendered(template.sql, _values(template, args))  # type: ignore[assignment]
-        model = runner.model
-        runner._db = (
+        model = template.prototype.model
+        db = (
             router.db_for_write(model) if template.for_write else router.db_for_read(model)
         ) or model._meta.db
+        if db.capabilities.dialect != template.dialect:  # the process changed databases
+            return await self.build(*args)
+        runner = copy.copy(template.prototype)
+        runner.query = _Rendered(template.sql, _values(template, args))  # type: ignore[assignment]
+        runner._db = db
         result: T = await runner._execute()  # type: ignore[attr-defined]
         return result

@@ -350,6 +350,8 @@ class TicketCard:
 
 
 async def cards(tickets: Sequence[Ticket]) -> list[TicketCard]:
+    if not tickets:  # most candidates, until tickets are published: no query at all
+        return []
     views = await load_views(tickets)
     keys = {(t.session_id, t.unit_key) for t in tickets}
     windows = {

@@ -69,18 +69,28 @@ class OralCenter(relay.Node):
         )
 
     @strawberry.field(description="The province's name.")
-    async def province(self, info: Info) -> str:
-        province = await info.context.loaders.province.load(self.model.province_id)  # type: ignore[attr-defined]
-        return province.name if province else ""
+    def province(self, info: Info) -> str:
+        province = _preloaded(self.model, "province")
+        if province is not None:
+            return str(province.name)
+        return _then(  # type: ignore[return-value]
+            info.context.loaders.province.load(self.model.province_id),  # type: ignore[attr-defined]
+            lambda found: found.name if found else "",
+        )
 
     @strawberry.field(description="Oral subjects examined here; empty means all of them.")
     def subject_codes(self) -> list[str]:
         return list(self.model.subject_codes or [])
 
     @strawberry.field(description="Seats not held by a paid or still-pending choice right now.")
-    async def remaining_seats(self, info: Info) -> int:
-        taken = await info.context.loaders.seats_taken.load(self.id)
-        return max(self.capacity - taken, 0)
+    def remaining_seats(self, info: Info) -> int:
+        loader = info.context.loaders.seats_taken
+        counted = loader.cache_map.get(self.id)  # primed by oralCenters for all its centres
+        if counted is not None and counted.done():
+            return max(self.capacity - counted.result(), 0)
+        return _then(  # type: ignore[return-value]
+            loader.load(self.id), lambda taken: max(self.capacity - taken, 0)
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
