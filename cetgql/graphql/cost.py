@@ -24,10 +24,10 @@ their queries cost.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from graphql import (
     ArgumentNode,
@@ -207,30 +207,39 @@ class _Known:
     costs: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
 
-# Costs already worked out, per parsed document (the parser cache hands out the same document
-# object for the same text): a partner's handful of operations is costed once per page size,
-# not on every request. Entries go with their document.
-_COSTS: WeakKeyDictionary[DocumentNode, _Known] = WeakKeyDictionary()
+# Costs already worked out, per query text and operation: a partner's handful of operations is
+# costed once per page size, not on every request. Keyed by the text, not the parsed document:
+# graphql-core's AST nodes hash their whole subtree, so a lookup by document walked the tree
+# on every request, about what computing the cost itself takes.
+_COSTS: OrderedDict[tuple[int, str, str | None], _Known] = OrderedDict()
+_DOCUMENTS_KEPT = 512
 _COSTS_PER_DOCUMENT = 64
 
 
 def cached_operation_cost(
     schema: GraphQLSchema,
+    query: str,
     document: DocumentNode,
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
 ) -> int:
-    """:func:`operation_cost`, remembered per document, operation and page-size variables."""
-    known = _COSTS.get(document)
+    """:func:`operation_cost` of ``document`` (parsed from ``query``), remembered per query
+    text, operation and page-size variables."""
+    key = (id(schema), query, operation_name)
+    known = _COSTS.get(key)
     if known is None:
-        known = _COSTS[document] = _Known(_page_variables(document))
+        known = _COSTS[key] = _Known(_page_variables(document))
+        if len(_COSTS) > _DOCUMENTS_KEPT:
+            _COSTS.popitem(last=False)
+    else:
+        _COSTS.move_to_end(key)
     given = variables or {}
-    key = (id(schema), operation_name, *(repr(given.get(n)) for n in known.names))
-    cost = known.costs.get(key)
+    page = tuple(repr(given.get(n)) for n in known.names)
+    cost = known.costs.get(page)
     if cost is None:
         cost = operation_cost(schema, document, operation_name, given)
         if len(known.costs) < _COSTS_PER_DOCUMENT:
-            known.costs[key] = cost
+            known.costs[page] = cost
     return cost
 
 
@@ -246,8 +255,18 @@ class QueryCostLimiter(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and not context.result:
-            self.cost = cached_operation_cost(
-                context.schema._schema, document, context.operation_name, context.variables
+            self.cost = (
+                cached_operation_cost(
+                    context.schema._schema,
+                    context.query,
+                    document,
+                    context.operation_name,
+                    context.variables,
+                )
+                if context.query is not None
+                else operation_cost(
+                    context.schema._schema, document, context.operation_name, context.variables
+                )
             )
             if self.cost > self.maximum:
                 # Setting the result makes Strawberry skip execution.

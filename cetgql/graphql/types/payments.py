@@ -42,6 +42,11 @@ class Payment(relay.Node):
     paid_at: datetime | None
     qr_code: str | None
     refunded_at: datetime | None
+    status: PaymentStatus  # type: ignore[valid-type]
+    refund_reason: str | None = strawberry.field(
+        description="Why this payment was refunded: DOUBLE_PAYMENT (the order was already paid) "
+        "or LATE_PAYMENT (it arrived after the order lapsed and its places were gone)."
+    )
     model: strawberry.Private[models.Payment]
 
     @classmethod
@@ -55,12 +60,10 @@ class Payment(relay.Node):
             paid_at=payment.paid_at,
             qr_code=payment.qr_code,
             refunded_at=payment.refunded_at,
+            status=payment.status,
+            refund_reason=payment.refund_reason,
             model=payment,
         )
-
-    @strawberry.field
-    def status(self) -> PaymentStatus:  # type: ignore[valid-type]
-        return self.model.status
 
     @strawberry.field(description="Set while the payment waits for the candidate at the provider.")
     def redirect(self) -> PaymentRedirect | None:
@@ -74,13 +77,6 @@ class Payment(relay.Node):
             url=data["url"],
             fields=[FormField(name=n, value=v) for n, v in data.get("fields", [])],
         )
-
-    @strawberry.field(
-        description="Why this payment was refunded: DOUBLE_PAYMENT (the order was already paid) "
-        "or LATE_PAYMENT (it arrived after the order lapsed and its places were gone)."
-    )
-    def refund_reason(self) -> str | None:
-        return self.model.refund_reason
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -113,12 +113,28 @@ class SubjectOption:
 
 @strawberry.type
 class Registration(relay.Node):
+    """Scalars are plain fields, worked out once here: a resolver per field costs Strawberry
+    several times what reading an attribute does, and the overview shows every registration."""
+
     id: relay.NodeID[int]
     model: strawberry.Private[models.Registration]
 
     @classmethod
     def from_model(cls, registration: models.Registration) -> Registration:
-        return cls(id=registration.id, model=registration)
+        status = eligibility.effective_status(
+            registration.status, registration.expires_at, clock.now()
+        )
+        unpaid = status in (
+            models.RegistrationStatus.PENDING_PAYMENT,
+            models.RegistrationStatus.LAPSED,
+        )
+        return cls(
+            id=registration.id,
+            status=status,
+            expires_at=registration.expires_at if unpaid else None,
+            paid_at=registration.paid_at,
+            model=registration,
+        )
 
     @strawberry.field
     def subject(self, info: Info) -> Subject:
@@ -135,9 +151,9 @@ class Registration(relay.Node):
         session = await info.context.loaders.session.load(self.model.session_id)  # type: ignore[attr-defined]
         return ExamSession.from_model(session)
 
-    @strawberry.field(description="LAPSED from the payment deadline on, even before any job ran.")
-    def status(self) -> RegistrationStatus:  # type: ignore[valid-type]
-        return eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
+    status: RegistrationStatus = strawberry.field(  # type: ignore[valid-type]
+        description="LAPSED from the payment deadline on, even before any job ran."
+    )
 
     @strawberry.field
     def oral_center(self, info: Info) -> OralCenter | None:
@@ -169,19 +185,10 @@ class Registration(relay.Node):
 
         return await ticket_of_registration(info, self.id)
 
-    @strawberry.field(description="The payment deadline while unpaid; null once paid or closed.")
-    def expires_at(self) -> datetime | None:
-        status = eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
-        return (
-            self.model.expires_at
-            if status
-            in (models.RegistrationStatus.PENDING_PAYMENT, models.RegistrationStatus.LAPSED)
-            else None
-        )
-
-    @strawberry.field
-    def paid_at(self) -> datetime | None:
-        return self.model.paid_at
+    expires_at: datetime | None = strawberry.field(
+        description="The payment deadline while unpaid; null once paid or closed."
+    )
+    paid_at: datetime | None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -207,6 +214,13 @@ class Order(relay.Node):
     created_at: datetime
     expires_at: datetime
     model: strawberry.Private[models.Order]
+    status: OrderStatus = strawberry.field(  # type: ignore[valid-type]
+        description="LAPSED from the deadline on, even before any job ran."
+    )
+    paid_at: datetime | None
+    paid_by_school: bool = strawberry.field(
+        description="True when the school registered and paid collectively (S11)."
+    )
 
     @classmethod
     def from_model(cls, order: models.Order) -> Order:
@@ -218,21 +232,12 @@ class Order(relay.Node):
             created_at=order.created_at,
             expires_at=order.expires_at,
             model=order,
+            status=models.OrderStatus(
+                eligibility.effective_status(order.status, order.expires_at, clock.now())
+            ),
+            paid_at=order.paid_at,
+            paid_by_school=order.group_paid_by_id is not None,  # type: ignore[attr-defined]
         )
-
-    @strawberry.field(description="LAPSED from the deadline on, even before any job ran.")
-    def status(self) -> OrderStatus:  # type: ignore[valid-type]
-        return models.OrderStatus(
-            eligibility.effective_status(self.model.status, self.model.expires_at, clock.now())
-        )
-
-    @strawberry.field
-    def paid_at(self) -> datetime | None:
-        return self.model.paid_at
-
-    @strawberry.field(description="True when the school registered and paid collectively (S11).")
-    def paid_by_school(self) -> bool:
-        return self.model.group_paid_by_id is not None  # type: ignore[attr-defined]
 
     @strawberry.field
     async def registrations(self, info: Info) -> list[Registration]:
