@@ -66,6 +66,6 @@ async def test_unknown_session_and_bad_node_id(gql):
 
 
 def test_money_renders_yuan_with_two_places():
-    assert Money(fen=3000).yuan() == "30.00"
-    assert Money(fen=5).yuan() == "0.05"
-    assert Money(fen=-150).yuan() == "-1.50"
+    assert Money(fen=3000).yuan == "30.00"
+    assert Money(fen=5).yuan == "0.05"
+    assert Money(fen=-150).yuan == "-1.50"

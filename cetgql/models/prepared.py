@@ -8,12 +8,12 @@ and reused.
 
 Use it with a function that builds the query from its arguments::
 
-    _OPEN_SESSION = PreparedQuery(
-        lambda digest, now: AuthSession.filter(token_hash=digest, expires_at__gt=now)
-        .select_related("account")
-        .first()
+    _REGISTRATIONS = PreparedQuery(
+        lambda account_id: Registration.filter(account_id=account_id)
+        .select_related("offering__subject", "oral_center", "order")
+        .order_by("-created_at", "-id")
     )
-    session = await _OPEN_SESSION(digest, clock.now())
+    registrations = await _REGISTRATIONS(account.id)
 
 Any Tortoise query works (``filter``/``get``/``first``, ``select_related``, ``only``,
 ``select_for_update``, ``values``/``values_list``, ``count``, ``exists``, ``update``) and
