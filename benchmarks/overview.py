@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/overview.py [--candidates 200] [--concurrency 32]
         [--duration 20] [--workers 1]
 
+Exits with status 1 when any request failed (the errors are printed): such a run is no figure.
+
 Seeds one fresh PostgreSQL database with ``--candidates`` candidates who each went the whole
 way (written CET4 and oral CET-SET4 chosen and paid through the services, so two orders, two
 payments, two registrations each), with published written tickets (seats allocated by the
@@ -266,6 +268,10 @@ def main() -> None:
                     target.strip(), database, seeded.tokens, query, args, pool
                 )
         report(results, args, tickets)
+        failed = {t: r["errors"] for t, r in results.items() if r["errors"] or not r["requests"]}
+        if failed:
+            # A figure with failed requests measures a broken path: not a result.
+            sys.exit(f"failed requests: {failed}")
     finally:
         if not args.keep:
             common.run(common.drop_database(database))

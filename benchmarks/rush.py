@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/rush.py [--candidates 200] [--concurrency 50] [--workers 1]
 
+Exits with status 1 when any journey failed (the errors are printed): such a run is no figure.
+
 Each simulated candidate signs in (Argon2 verification included), lists the subjects open to
 them, chooses the written CET4, pays it through the Alipay sandbox (startPayment, the
 sandbox's gateway and cashier, pressing pay, the sandbox's signed notification to our notify
@@ -155,6 +157,10 @@ def main() -> None:
             print(f"running {target} ...", flush=True)
             results[target] = run_target(target.strip(), args, pool)
     report(results, args)
+    failed = {t: r["failed"] for t, r in results.items() if r["failed"] or not r["completed"]}
+    if failed:
+        # A figure with failed journeys measures a broken path: not a result.
+        sys.exit(f"failed journeys: {failed}")
 
 
 if __name__ == "__main__":

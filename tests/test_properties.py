@@ -98,7 +98,7 @@ FEN = st.integers(min_value=1, max_value=100_000_000_00)
 
 @given(st.integers(min_value=-(10**12), max_value=10**12))
 def test_money_yuan_is_exactly_the_fen(fen: int) -> None:
-    text = Money(fen=fen).yuan()
+    text = Money(fen=fen).yuan
     assert re.fullmatch(r"-?(0|[1-9]\d*)\.\d\d", text)
     assert Decimal(text) * 100 == fen
 

@@ -14,10 +14,22 @@ from datetime import timedelta
 from benchmarks.load import overview_query
 from cetgql import models
 from cetgql.graphql.schema import schema
-from cetgql.models import OrderStatus, PaymentStatus, RegistrationStatus, SubjectKind
+from cetgql.models import OrderStatus, PaymentStatus, RegistrationStatus, Role, SubjectKind
 from cetgql.services import clock
 from tests.registration_setup import Candidate, World, build_world, qualified_candidate
 from tests.sql_counter import SqlLog, recording
+from tests.tickets_support import (
+    ALLOCATE,
+    PUBLISH,
+    SET_PRINT_WINDOW,
+    SET_ROOMS,
+    admin_token,
+    close_registration,
+    oral_center_id,
+    paid_candidate,
+    rooms_input,
+    unit,
+)
 
 HAS_TICKETS = "tickets" in schema._schema.type_map["Account"].fields  # type: ignore[attr-defined]
 OVERVIEW = overview_query(HAS_TICKETS)
@@ -106,3 +118,44 @@ async def test_overview_of_nobody_yet_is_cheap(gql):
     assert viewer["registrations"] == []
     assert viewer["orders"]["edges"] == []
     assert log.count <= 4 + (2 if HAS_TICKETS else 0), str(log)
+
+
+TICKETS = """{ viewer { tickets { id number subject { code name } examStart examEnd centerName
+  room seat printableFrom printableUntil } } }"""
+
+
+async def test_ticket_list_statements_do_not_grow_with_tickets(gql):
+    """The candidate's tickets cost the session lookup, one joined query for the tickets with
+    their subject, session, room, centre and account, then the roster records and the print
+    windows: the same for one ticket as for a written and an oral one."""
+    world = await build_world()
+    one = await paid_candidate(gql, world, name="韩梅梅")
+    two = await paid_candidate(gql, world, subjects=("CET4", "CET-SET4"), name="李雷")
+    school = await admin_token(Role.SCHOOL_ADMIN, school="10558")
+    province = await admin_token(Role.PROVINCE_ADMIN, province="44")
+    centre = {"oralCenterId": oral_center_id(world.centers[0])}
+    for token, kind, rooms in (
+        (school, "WRITTEN", rooms_input((1, 30, "第一教学楼 A101"))),
+        (province, "ORAL", rooms_input((1, 10, "语音室 1"), **centre)),
+    ):
+        set_rooms = await gql.data(SET_ROOMS, {"input": rooms}, token=token)
+        assert set_rooms["setExamRooms"]["userErrors"] == [], set_rooms
+        await close_registration(world, SubjectKind(kind))
+        allocated = await gql.data(ALLOCATE, {"input": unit(kind)}, token=token)
+        assert allocated["allocateSeats"]["userErrors"] == [], allocated
+        published = await gql.data(PUBLISH, {"input": unit(kind)}, token=token)
+        assert published["publishTickets"]["userErrors"] == [], published
+    now = clock.now()
+    window = {"opensAt": now.isoformat(), "closesAt": (now + timedelta(days=2)).isoformat()}
+    await gql.data(SET_PRINT_WINDOW, {"input": unit(**window)}, token=school)
+
+    with recording() as small_log:
+        small = (await gql.data(TICKETS, token=one.token))["viewer"]["tickets"]
+    with recording() as large_log:
+        large = (await gql.data(TICKETS, token=two.token))["viewer"]["tickets"]
+
+    assert len(small) == 1
+    shown = {t["centerName"]: t["printableFrom"] is not None for t in large}
+    assert shown == {"中山大学（南校园）": True, "广州口试考点1": False}  # the school's window
+    assert large_log.count == small_log.count, f"one:\n{small_log}\n\ntwo:\n{large_log}"
+    assert small_log.count <= 4, str(small_log)

@@ -201,7 +201,7 @@ class NoNulCharacters(ValidationRule):
 
 def _validation_rules() -> SchemaExtension:
     """Every rule of ours in one extension: each extension costs its hooks on every request."""
-    rules = [NoNulCharacters, *_LIMIT_RULES]
+    rules: list[type[ASTValidationRule]] = [NoNulCharacters, *_LIMIT_RULES]
     if not get_settings().introspection:
         rules.extend(DisableIntrospection().validation_rules)
     return AddValidationRules(rules)

@@ -23,9 +23,11 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from cetgql.models import (
@@ -153,8 +155,33 @@ class TicketView:
         return hashlib.sha256(json.dumps(printed, sort_keys=True).encode()).hexdigest()
 
 
-# The reads of every ticket view (the candidate's overview asks for them on each visit),
-# prepared (models/prepared.py): their SQL is built once per batch size, not per call.
+# What a ticket view shows besides the ticket, joined to the tickets wherever they are read
+# for showing them (:func:`with_view_relations`): one query instead of one per table.
+VIEW_RELATIONS = (
+    "offering__subject",
+    "session",
+    "room__campus__school",
+    "room__oral_center",
+    "account",
+)
+
+
+def with_view_relations(query: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    """``query`` with everything :func:`load_views` needs fetched along."""
+    return query.select_related(*VIEW_RELATIONS)
+
+
+_NOT_FETCHED: Any = object()
+
+
+def _fetched(model: Model, relation: str) -> Any:
+    """The related object a query fetched along (``select_related`` keeps it in ``_<name>``):
+    None for an empty nullable relation, :data:`_NOT_FETCHED` when it was not fetched."""
+    return model.__dict__.get(f"_{relation}", _NOT_FETCHED)
+
+
+# The reads of ticket views whose tickets came without their relations (and of every view:
+# roster records), prepared (models/prepared.py): their SQL is built once per batch size.
 _OFFERINGS: PreparedQuery[list[SessionSubject]] = PreparedQuery(
     lambda ids: SessionSubject.filter(id__in=ids).select_related("subject")
 )
@@ -180,28 +207,63 @@ _WINDOWS: PreparedQuery[list[TicketPrintWindow]] = PreparedQuery(
     )
 )
 
+_M = TypeVar("_M", bound=Model)
+
+
+async def _by_id(query: PreparedQuery[list[_M]], ids: Iterable[int], into: dict[int, _M]) -> None:
+    """Add the rows of ``ids`` not in ``into`` yet; no query when there are none."""
+    wanted = set(ids)
+    wanted -= into.keys()
+    if not wanted:  # every ticket came with it (the usual case)
+        return
+    for chunk in _chunks(sorted(wanted)):
+        into.update((row.pk, row) for row in await query(list(chunk)))
+
 
 async def load_views(tickets: Sequence[Ticket]) -> list[TicketView]:
-    """The views of ``tickets``, in their order, with a fixed number of queries."""
+    """The views of ``tickets``, in their order, with a fixed number of queries.
+
+    Relations the tickets were read with (:func:`with_view_relations`) are used as they are,
+    which leaves a single query, for the roster records; whatever was not fetched along is
+    read here, a query per table."""
     if not tickets:
         return []
     await pdf.load_fonts()  # views are checked for printable characters
-    offerings = {o.id: o for o in await _OFFERINGS(sorted({t.offering_id for t in tickets}))}
-    sessions = {s.id: s for s in await _SESSIONS(sorted({t.session_id for t in tickets}))}
-    rooms = {r.id: r for r in await _ROOMS(sorted({t.room_id for t in tickets}))}
-    campuses = {
-        c.id: c
-        for c in await _CAMPUSES(sorted({r.campus_id for r in rooms.values() if r.campus_id}))
-    }
-    centers = {
-        c.id: c
-        for c in await _CENTERS(
-            sorted({r.oral_center_id for r in rooms.values() if r.oral_center_id})
-        )
-    }
-    account_ids = sorted({t.account_id for t in tickets})
+    offerings: dict[int, SessionSubject] = {}
+    sessions: dict[int, ExamSession] = {}
+    rooms: dict[int, ExamRoom] = {}
+    campuses: dict[int, Campus] = {}
+    centers: dict[int, OralCenter] = {}
     accounts: dict[int, tuple[str, str, str]] = {}
-    for chunk in _chunks(account_ids):
+    for ticket in tickets:
+        offering = _fetched(ticket, "offering")
+        if offering is not _NOT_FETCHED and _fetched(offering, "subject") is not _NOT_FETCHED:
+            offerings[offering.id] = offering
+        session = _fetched(ticket, "session")
+        if session is not _NOT_FETCHED:
+            sessions[session.id] = session
+        room = _fetched(ticket, "room")
+        if room is not _NOT_FETCHED:
+            rooms[room.id] = room
+            campus = _fetched(room, "campus")
+            if (
+                campus is not None
+                and campus is not _NOT_FETCHED
+                and _fetched(campus, "school") is not _NOT_FETCHED
+            ):
+                campuses[campus.id] = campus
+            center = _fetched(room, "oral_center")
+            if center is not None and center is not _NOT_FETCHED:
+                centers[center.id] = center
+        account = _fetched(ticket, "account")
+        if account is not _NOT_FETCHED:
+            accounts[account.id] = (account.name, account.id_type, account.id_number)
+    await _by_id(_OFFERINGS, (t.offering_id for t in tickets), offerings)
+    await _by_id(_SESSIONS, (t.session_id for t in tickets), sessions)
+    await _by_id(_ROOMS, (t.room_id for t in tickets), rooms)
+    await _by_id(_CAMPUSES, (r.campus_id for r in rooms.values() if r.campus_id), campuses)
+    await _by_id(_CENTERS, (r.oral_center_id for r in rooms.values() if r.oral_center_id), centers)
+    for chunk in _chunks(sorted({t.account_id for t in tickets} - accounts.keys())):
         for account_id, name, id_type, id_number in await _ACCOUNTS(list(chunk)):
             accounts[account_id] = (name, id_type, id_number)
     records: dict[tuple[int, str, str], tuple[int, str, str]] = {}
@@ -350,42 +412,69 @@ class TicketCard:
 
 
 async def cards(tickets: Sequence[Ticket]) -> list[TicketCard]:
+    """The cards of ``tickets``, in their order: read with :func:`with_view_relations`, as
+    every reader here does, they cost two queries (roster records, print windows)."""
     if not tickets:  # most candidates, until tickets are published: no query at all
         return []
     views = await load_views(tickets)
-    keys = {(t.session_id, t.unit_key) for t in tickets}
-    windows = {
-        (w.session_id, w.unit_key): w
-        for w in await _WINDOWS(sorted({s for s, _ in keys}), sorted({k for _, k in keys}))
-    }
+    session_ids = sorted({t.session_id for t in tickets})
+    windows: dict[tuple[int, str], TicketPrintWindow] = {}
+    for chunk in _chunks(sorted({t.unit_key for t in tickets})):
+        for window in await _WINDOWS(session_ids, list(chunk)):
+            windows[(window.session_id, window.unit_key)] = window
     return [TicketCard(v, windows.get((v.ticket.session_id, v.ticket.unit_key))) for v in views]
 
 
 async def tickets_of_account(account_id: int, session_code: str | None = None) -> list[Ticket]:
-    """The account's published tickets (T1: one per paid subject), by exam time."""
+    """The account's published tickets (T1: one per paid subject), by exam time, with
+    what their views show (:func:`with_view_relations`)."""
     if session_code and session_code.strip():
         return await _TICKETS_IN(account_id, session_code.strip().upper()[:8])
     return await _TICKETS(account_id)
 
 
+# The candidate's overview reads these on every visit: one joined query, prepared.
 _TICKETS: PreparedQuery[list[Ticket]] = PreparedQuery(
-    lambda account_id: Ticket.filter(account_id=account_id, published_at__isnull=False).order_by(
-        "offering__starts_at", "id"
-    )
-)
-_TICKETS_IN: PreparedQuery[list[Ticket]] = PreparedQuery(
-    lambda account_id, session_code: Ticket.filter(
-        account_id=account_id, published_at__isnull=False, session__code=session_code
+    lambda account_id: with_view_relations(
+        Ticket.filter(account_id=account_id, published_at__isnull=False)
     ).order_by("offering__starts_at", "id")
 )
+_TICKETS_IN: PreparedQuery[list[Ticket]] = PreparedQuery(
+    lambda account_id, session_code: with_view_relations(
+        Ticket.filter(account_id=account_id, published_at__isnull=False, session__code=session_code)
+    ).order_by("offering__starts_at", "id")
+)
+_PUBLISHED: PreparedQuery[Ticket | None] = PreparedQuery(
+    lambda ticket_id: with_view_relations(
+        Ticket.filter(id=ticket_id, published_at__isnull=False)
+    ).first()
+)
+_PUBLISHED_NUMBER: PreparedQuery[Ticket | None] = PreparedQuery(
+    lambda number: with_view_relations(
+        Ticket.filter(number=number, published_at__isnull=False)
+    ).first()
+)
+
+
+async def published_tickets(ticket_ids: Sequence[int]) -> list[Ticket]:
+    """The published tickets among ``ticket_ids``, with what their views show."""
+    found: list[Ticket] = []
+    for chunk in _chunks(sorted(set(ticket_ids))):
+        found.extend(
+            await with_view_relations(Ticket.filter(id__in=list(chunk), published_at__isnull=False))
+        )
+    return found
 
 
 async def published_ticket_of(registration_ids: Sequence[int]) -> dict[int, Ticket]:
-    """The published ticket of each registration that has one."""
-    found = await Ticket.filter(
-        registration_id__in=list(registration_ids), published_at__isnull=False
-    )
-    return {t.registration_id: t for t in found}
+    """The published ticket of each registration that has one, with what its view shows."""
+    found: dict[int, Ticket] = {}
+    for chunk in _chunks(sorted(set(registration_ids))):
+        for ticket in await with_view_relations(
+            Ticket.filter(registration_id__in=list(chunk), published_at__isnull=False)
+        ):
+            found[ticket.registration_id] = ticket
+    return found
 
 
 def ticket_path(ticket_id: int) -> str:
@@ -423,7 +512,7 @@ class DownloadRefused(Exception):
 async def download(ticket_id: int) -> tuple[bytes, str]:
     """The PDF and its file name, for the signed route. The URL is the permission; the
     window is checked again, so a window closed early stops links already handed out."""
-    ticket = await Ticket.get_or_none(id=ticket_id, published_at__isnull=False)
+    ticket = await _PUBLISHED(ticket_id)
     if ticket is None:
         raise DownloadRefused
     (card,) = await cards([ticket])
@@ -634,7 +723,9 @@ async def batch_from_path(session_code: str, key: str, subject: str) -> Batch | 
 
 async def batch_tickets(batch: Batch) -> list[Ticket]:
     """The batch's published tickets: by subject, centre, room and seat (handing-out order)."""
-    query = Ticket.filter(session_id=batch.session.id, published_at__isnull=False)
+    query = with_view_relations(
+        Ticket.filter(session_id=batch.session.id, published_at__isnull=False)
+    )
     if batch.key.startswith("S"):
         query = query.filter(unit_key=batch.key)
     else:
@@ -708,7 +799,7 @@ async def render_batch(
 
 async def verify_ticket(reference: str) -> Verification | None:
     """What the QR code of a published ticket tells whoever scans it."""
-    ticket = await Ticket.get_or_none(number=reference, published_at__isnull=False)
+    ticket = await _PUBLISHED_NUMBER(reference)
     if ticket is None:
         return None
     (view,) = await load_views([ticket])

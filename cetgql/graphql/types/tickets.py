@@ -37,70 +37,56 @@ async def _owner_or_national(info: Info, account_id: int) -> bool:
 
 @strawberry.type(description="An admission ticket (准考证): one per paid subject (T1).")
 class Ticket(relay.Node):
+    """A ticket as its candidate sees it. What it shows is filled in once, in
+    :meth:`from_card`, as plain fields: a candidate's overview asks for most of them on every
+    visit, and a field read from an attribute costs a fraction of one with a resolver."""
+
     id: relay.NodeID[int]
+    number: str = strawberry.field(description="15 digits (T4); final once published.")
+    kind: SubjectKind  # type: ignore[valid-type]
+    subject: Subject
+    session_code: str = strawberry.field(description='The exam session\'s code, e.g. "2026H1".')
+    exam_start: datetime
+    exam_end: datetime
+    center_name: str = strawberry.field(
+        description="The test centre: the school and campus, or the oral centre."
+    )
+    center_address: str
+    room: str | None = strawberry.field(
+        description='The room number as printed: "003" (oral: "03").'
+    )
+    room_name: str | None = strawberry.field(description="Where the room is, e.g. 第一教学楼 A101.")
+    seat: str | None = strawberry.field(description='The seat number as printed: "05".')
+    printable_from: datetime | None = strawberry.field(
+        description="Start of the print window; null when there is none (yet)."
+    )
+    printable_until: datetime | None = strawberry.field(description="End of the print window.")
+    handed_out_by_school: bool = strawberry.field(
+        description="True when the school hands written tickets out itself (T3): no download."
+    )
     card: strawberry.Private[tickets.TicketCard]
 
     @classmethod
     def from_card(cls, card: tickets.TicketCard) -> Ticket:
-        return cls(id=card.view.ticket.id, card=card)
-
-    @strawberry.field(description="15 digits (T4); final once published.")
-    def number(self) -> str:
-        return self.card.view.ticket.number
-
-    @strawberry.field
-    def kind(self) -> SubjectKind:  # type: ignore[valid-type]
-        return self.card.view.kind
-
-    @strawberry.field
-    def subject(self) -> Subject:
-        return Subject.from_offering(self.card.view.offering)
-
-    @strawberry.field(description='The exam session\'s code, e.g. "2026H1".')
-    def session_code(self) -> str:
-        return self.card.view.session.code
-
-    @strawberry.field
-    def exam_start(self) -> datetime:
-        return self.card.view.offering.starts_at
-
-    @strawberry.field
-    def exam_end(self) -> datetime:
-        return self.card.view.offering.ends_at
-
-    @strawberry.field(description="The test centre: the school and campus, or the oral centre.")
-    def center_name(self) -> str:
-        return self.card.view.centre_name
-
-    @strawberry.field
-    def center_address(self) -> str:
-        return self.card.view.centre_address
-
-    @strawberry.field(description='The room number as printed: "003" (oral: "03").')
-    def room(self) -> str | None:
-        return self.card.view.room_label
-
-    @strawberry.field(description="Where the room is, e.g. 第一教学楼 A101.")
-    def room_name(self) -> str | None:
-        return self.card.view.room.name or None
-
-    @strawberry.field(description='The seat number as printed: "05".')
-    def seat(self) -> str | None:
-        return self.card.view.seat_label
-
-    @strawberry.field(description="Start of the print window; null when there is none (yet).")
-    def printable_from(self) -> datetime | None:
-        return self.card.printable_from
-
-    @strawberry.field(description="End of the print window.")
-    def printable_until(self) -> datetime | None:
-        return self.card.printable_until
-
-    @strawberry.field(
-        description="True when the school hands written tickets out itself (T3): no download."
-    )
-    def handed_out_by_school(self) -> bool:
-        return self.card.handed_out
+        view = card.view
+        return cls(
+            id=view.ticket.id,
+            number=view.ticket.number,
+            kind=view.kind,
+            subject=Subject.from_offering(view.offering),
+            session_code=view.session.code,
+            exam_start=view.offering.starts_at,
+            exam_end=view.offering.ends_at,
+            center_name=view.centre_name,
+            center_address=view.centre_address,
+            room=view.room_label,
+            room_name=view.room.name or None,
+            seat=view.seat_label,
+            printable_from=card.printable_from,
+            printable_until=card.printable_until,
+            handed_out_by_school=card.handed_out,
+            card=card,
+        )
 
     @strawberry.field(
         description="A signed link to the A4 PDF, valid for 15 minutes, for the ticket's owner "
@@ -127,7 +113,7 @@ class Ticket(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Any]:
         node_ids = list(node_ids)
-        found = await models.Ticket.filter(id__in=_ids(node_ids), published_at__isnull=False)
+        found = await tickets.published_tickets(_ids(node_ids))
         visible = [t for t in found if await _owner_or_national(info, t.account_id)]
         by_id = {c.view.ticket.id: c for c in await tickets.cards(visible)}
         return [
