@@ -57,8 +57,6 @@ def _run_with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import os
 
-    import uvicorn
-
     # Worker processes read their settings from the environment, so pass ours on.
     os.environ["CETGQL_DATABASE_URL"] = settings.database_url
     os.environ["CETGQL_SECRET_KEY"] = settings.secret_key
@@ -74,7 +72,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
     configure_logging(settings)
     console.print(f"cetgql on [bold]http://{host}:{port}/graphql[/bold] (GraphiQL in a browser)")
-    uvicorn.run(
+    from cetgql import worker_sockets
+
+    # Several workers each listen on a socket of their own (SO_REUSEPORT), so the kernel
+    # spreads connections across them (cetgql/worker_sockets.py, docs/scaling.md).
+    config = worker_sockets.PerWorkerSocketConfig(
         "cetgql.app:create_app",
         factory=True,
         host=host,
@@ -89,6 +91,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         loop="uvloop",
         http="httptools",
     )
+    worker_sockets.run(config)
 
 
 @app.command()

@@ -9,14 +9,15 @@ The limits, checked before any resolver runs (each refusal is a GraphQL request 
 - 4000 tokens: the example operations have 9 to 63, GraphiQL's introspection query about 180;
 - cost 10000 (``graphql/cost.py``): an upper bound of the fields resolved, at about 3 µs each.
 
-Introspection is refused when ``CETGQL_INTROSPECTION`` is off. The setting is read per request
-(the factory below), so the same schema object serves both; Strawberry's validation cache keys
-its entries by the validation rules, so a cached "valid" never outlives the switch.
+Introspection is refused when ``CETGQL_INTROSPECTION`` is off. The setting is read per request,
+so the same schema object serves both; the validation cache keys its entries by the validation
+rules too, so a cached "valid" never outlives the switch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sysconfig
 from collections import OrderedDict
@@ -27,18 +28,18 @@ from typing import Any
 import strawberry.relay
 from graphql import (
     ASTValidationRule,
+    DocumentNode,
     GraphQLError,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     StringValueNode,
     ValidationRule,
+    parse,
 )
 from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -96,6 +97,13 @@ class MaskUnexpectedErrors(MaskErrors):
     and an operator finds the logged traceback (every log line carries the same id).
     Pagination mistakes are the client's and get the code ``BAD_USER_INPUT`` instead."""
 
+    def _process_result(self, result: object) -> None:
+        # Strawberry's checks the result against a runtime Protocol first, an isinstance that
+        # costs more than the rest of the extension; most results have no errors at all.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = []
         for error in errors:
@@ -128,34 +136,6 @@ class MaskUnexpectedErrors(MaskErrors):
             original_error=None,
             extensions=extensions,
         )
-
-
-class OperationSelection(SchemaExtension):
-    """Which operation of the document runs, as the GraphQL specification says: the one named
-    by ``operationName``, or the only one. Strawberry would run the first of several unnamed
-    ones; an ambiguous request is a request error here. Also notes the operation's type on
-    the request context for the HTTP view's metrics."""
-
-    def on_validate(self) -> Iterator[None]:
-        execution = self.execution_context
-        document = execution.graphql_document
-        if document is not None and execution._provided_operation_name is None:
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            if len(operations) > 1:
-                execution.pre_execution_errors = [
-                    *(execution.pre_execution_errors or []),
-                    GraphQLError(
-                        "The document has several operations: say which one to run with "
-                        "`operationName`.",
-                        extensions={"code": "OPERATION_NAME_REQUIRED"},
-                    ),
-                ]
-        context = execution.context
-        if hasattr(context, "operation_type"):
-            # RuntimeError: no such operation; a request error follows.
-            with contextlib.suppress(RuntimeError):
-                context.operation_type = execution.operation_type.value
-        yield
 
 
 class TrackedExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -199,12 +179,14 @@ class NoNulCharacters(ValidationRule):
             )
 
 
-def _validation_rules() -> SchemaExtension:
-    """Every rule of ours in one extension: each extension costs its hooks on every request."""
-    rules: list[type[ASTValidationRule]] = [NoNulCharacters, *_LIMIT_RULES]
-    if not get_settings().introspection:
-        rules.extend(DisableIntrospection().validation_rules)
-    return AddValidationRules(rules)
+_RULES: tuple[type[ASTValidationRule], ...] = (NoNulCharacters, *_LIMIT_RULES)
+_RULES_WITHOUT_INTROSPECTION = (*_RULES, NoSchemaIntrospectionCustomRule)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(query: str) -> DocumentNode:
+    """Parsed once per text; a text over the token limit is refused while it is parsed."""
+    return parse(query, max_tokens=MAX_TOKENS)
 
 
 _ValidationKey = tuple[int, str, tuple[type[ASTValidationRule], ...]]
@@ -212,41 +194,94 @@ _VALIDATED: OrderedDict[_ValidationKey, list[GraphQLError]] = OrderedDict()
 _VALIDATED_KEPT = 512
 
 
-class TextValidationCache(SchemaExtension):
-    """Strawberry's ValidationCache, keyed by the query text instead of the parsed document.
+def _validated(
+    schema: GraphQLSchema,
+    query: str,
+    document: DocumentNode,
+    rules: tuple[type[ASTValidationRule], ...],
+) -> list[GraphQLError]:
+    """The validation errors of ``document``, worked out once per text and set of rules.
 
+    Keyed by the text, not the document (Strawberry's ValidationCache keys by the document):
     graphql-core's AST nodes are frozen dataclasses whose hash walks the whole tree, uncached,
-    so a cache keyed by the document hashed every node of it on every request (about a tenth
-    of a small query's time). The text says the same: the document is parsed from it."""
+    so a lookup by document hashed every node of the query on every request."""
+    key = (id(schema), query, rules)
+    errors = _VALIDATED.get(key)
+    if errors is None:
+        errors = _VALIDATED[key] = validate_document(schema, document, rules)
+        if len(_VALIDATED) > _VALIDATED_KEPT:
+            _VALIDATED.popitem(last=False)
+    else:
+        _VALIDATED.move_to_end(key)
+    return errors
+
+
+class PreparedDocuments(SchemaExtension):
+    """Everything done to a document before it runs, done once per query text: parsing with
+    the token limit, validation with our rules (NUL characters, depth, aliases, introspection
+    when it is off), and the choice of the operation.
+
+    One extension rather than one per concern (Strawberry's ParserCache, ValidationCache,
+    MaxTokensLimiter, AddValidationRules): every extension costs its hooks on every request,
+    about as much as a cached parse and validation together.
+
+    The operation that runs is the one named by ``operationName``, or the only one, as the
+    GraphQL specification says; Strawberry would run the first of several unnamed ones, so an
+    ambiguous request is a request error here. The operation's type goes on the request
+    context for the HTTP view's metrics."""
+
+    def on_parse(self) -> Iterator[None]:
+        execution = self.execution_context
+        rules = _RULES if get_settings().introspection else _RULES_WITHOUT_INTROSPECTION
+        execution.validation_rules = execution.validation_rules + rules
+        execution.parse_options["max_tokens"] = MAX_TOKENS
+        if execution.graphql_document is None and execution.query:
+            execution.graphql_document = _parse(execution.query)
+        yield
 
     def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if context.query is not None and document is not None:
-            schema = context.schema._schema
-            key = (id(schema), context.query, context.validation_rules)
-            errors = _VALIDATED.get(key)
-            if errors is None:
-                errors = _VALIDATED[key] = validate_document(
-                    schema, document, context.validation_rules
-                )
-                if len(_VALIDATED) > _VALIDATED_KEPT:
-                    _VALIDATED.popitem(last=False)
-            else:
-                _VALIDATED.move_to_end(key)
-            context.pre_execution_errors = errors
+        execution = self.execution_context
+        document = execution.graphql_document
+        if document is None:
+            yield
+            return
+        errors = (
+            _validated(
+                execution.schema._schema, execution.query, document, execution.validation_rules
+            )
+            if execution.query
+            else None
+        )
+        if execution._provided_operation_name is None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                if errors is None:
+                    errors = validate_document(
+                        execution.schema._schema, document, execution.validation_rules
+                    )
+                errors = [
+                    *errors,
+                    GraphQLError(
+                        "The document has several operations: say which one to run with "
+                        "`operationName`.",
+                        extensions={"code": "OPERATION_NAME_REQUIRED"},
+                    ),
+                ]
+        if errors is not None:
+            execution.pre_execution_errors = errors
+        context = execution.context
+        if hasattr(context, "operation_type"):
+            # RuntimeError: no such operation; a request error follows.
+            with contextlib.suppress(RuntimeError):
+                context.operation_type = execution.operation_type.value
         yield
 
 
 def default_extensions() -> list[Callable[[], SchemaExtension]]:
     """Factories, so each request gets fresh extension state (the parse and validation caches
-    are process-wide inside Strawberry, keyed by their size)."""
+    are process-wide, keyed by the query text)."""
     return [
-        _validation_rules,
-        lambda: ParserCache(maxsize=512),
-        TextValidationCache,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        OperationSelection,
+        PreparedDocuments,
         QueryCostLimiter,
         lambda: MaskUnexpectedErrors(should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
     ]
