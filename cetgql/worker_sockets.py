@@ -48,6 +48,8 @@ class PerWorkerSocketConfig(uvicorn.Config):
     """uvicorn's configuration with the parent's socket made a :class:`PerWorkerSocket`."""
 
     def bind_socket(self) -> socket.socket:
+        if not hasattr(socket, "SO_REUSEPORT"):  # not Linux or a BSD: uvicorn's shared socket
+            return super().bind_socket()
         family = socket.AF_INET6 if self.host and ":" in self.host else socket.AF_INET
         sock = PerWorkerSocket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -159,3 +159,33 @@ async def test_ticket_list_statements_do_not_grow_with_tickets(gql):
     assert shown == {"中山大学（南校园）": True, "广州口试考点1": False}  # the school's window
     assert large_log.count == small_log.count, f"one:\n{small_log}\n\ntwo:\n{large_log}"
     assert small_log.count <= 4, str(small_log)
+
+
+EVERY_RELATION = """{ viewer { registrations {
+  id status session { code } subject { code } ticket { number }
+  oralCenter { name province remainingSeats }
+  order { number registrations { id subject { code } } payments { id status } }
+} } }"""
+
+
+async def test_every_relation_of_a_registration_is_batched(gql):
+    """Each relation a registration shows (session, subject, ticket, oral centre with its
+    province and free seats, order with its registrations and payments) costs one batch per
+    request, not one statement per registration."""
+    world = await build_world(centers=3)
+    one = await qualified_candidate(world, name="韩梅梅")
+    ten = await qualified_candidate(world, name="李雷")
+    await _history(world, one, 1)
+    await _history(world, ten, 10)
+
+    with recording() as small_log:
+        small = (await gql.data(EVERY_RELATION, token=one.token))["viewer"]["registrations"]
+    with recording() as large_log:
+        large = (await gql.data(EVERY_RELATION, token=ten.token))["viewer"]["registrations"]
+
+    assert len(small) == 1 and len(large) == 10
+    assert {r["session"]["code"] for r in large} == {world.session.code}
+    assert {r["oralCenter"]["province"] for r in large} == {world.province.name}
+    assert all(len(r["order"]["payments"]) == 2 for r in large)
+    assert all(r["order"]["registrations"][0]["id"] == r["id"] for r in large)
+    assert large_log.count == small_log.count, f"one:\n{small_log}\n\nten:\n{large_log}"
