@@ -161,6 +161,19 @@ async def _tickets(url: str, candidates: int) -> str:
         configure(None)
 
 
+def seed_overview(url: str, candidates: int, *, with_tickets: bool) -> tuple[list[str], str]:
+    """Seed ``url`` with candidates who went the whole way; their session tokens, and what was
+    done about tickets (for the report)."""
+    print("seeding ...", flush=True)
+    seeded = common.run(
+        common.seed(url, candidates, server_url="http://127.0.0.1", with_sessions=True)
+    )
+    common.run(_history(url, candidates, seeded.oral_center_ids))
+    tickets = common.run(_tickets(url, candidates)) if with_tickets else "no tickets in the schema"
+    common.run(common.analyze(url))
+    return seeded.tokens, tickets
+
+
 def run_target(
     target: str,
     database: common.BenchDatabase,
@@ -246,26 +259,14 @@ def main() -> None:
     query = load.overview_query(with_tickets)
     database = common.run(common.create_database("overview"))
     try:
-        print("seeding ...", flush=True)
-        seeded = common.run(
-            common.seed(
-                database.url, args.candidates, server_url="http://127.0.0.1", with_sessions=True
-            )
-        )
-        common.run(_history(database.url, args.candidates, seeded.oral_center_ids))
-        tickets = (
-            common.run(_tickets(database.url, args.candidates))
-            if with_tickets
-            else "no tickets in the schema"
-        )
-        common.run(common.analyze(database.url))
+        tokens, tickets = seed_overview(database.url, args.candidates, with_tickets=with_tickets)
         context = multiprocessing.get_context("spawn")
         results: dict[str, dict[str, Any]] = {}
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             for target in args.targets.split(","):
                 print(f"running {target} ...", flush=True)
                 results[target.strip()] = run_target(
-                    target.strip(), database, seeded.tokens, query, args, pool
+                    target.strip(), database, tokens, query, args, pool
                 )
         report(results, args, tickets)
         failed = {t: r["errors"] for t, r in results.items() if r["errors"] or not r["requests"]}

@@ -27,7 +27,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common, load
-from benchmarks.overview import _history, _tickets
+from benchmarks.overview import seed_overview
 
 PARTS = (
     ("{ __typename }: middleware, HTTP view, cached parse and validation", "{ __typename }"),
@@ -131,16 +131,9 @@ def main() -> None:
         print(line)
     database = common.run(common.create_database("parts"))
     try:
-        print("seeding ...", flush=True)
-        seeded = common.run(
-            common.seed(
-                database.url, args.candidates, server_url="http://127.0.0.1", with_sessions=True
-            )
-        )
-        common.run(_history(database.url, args.candidates, seeded.oral_center_ids))
-        print(common.run(_tickets(database.url, args.candidates)), flush=True)
-        common.run(common.analyze(database.url))
-        results = uvloop.run(_measure(database.url, seeded.tokens, args.requests))
+        tokens, tickets = seed_overview(database.url, args.candidates, with_tickets=True)
+        print(tickets, flush=True)
+        results = uvloop.run(_measure(database.url, tokens, args.requests))
     finally:
         common.run(common.drop_database(database))
     print()

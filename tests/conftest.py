@@ -167,8 +167,15 @@ def _free_port() -> int:
 class ServerProcess:
     """A real uvicorn process of cetgql on a test database, reached over a socket."""
 
-    def __init__(self, database: str, settings: Settings, extra_env: dict[str, str] | None = None):
-        port = _free_port()
+    def __init__(
+        self,
+        database: str,
+        settings: Settings,
+        extra_env: dict[str, str] | None = None,
+        *,
+        workers: int = 1,
+    ):
+        self.port = port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
@@ -179,16 +186,22 @@ class ServerProcess:
             "CETGQL_RUN_JOBS": "0",  # tests that need the periodic jobs start them themselves
             **(extra_env or {}),
         }
+        # `serve --workers N` makes a metrics directory of its own run; an inherited one would
+        # mix in other runs' counters.
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         # The log goes to a file: a pipe nobody reads would block the server once full.
         self.log = tempfile.NamedTemporaryFile(prefix="cetgql-server-", suffix=".log")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cetgql.cli", "serve", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "cetgql.cli", "serve"),
+                *("--port", str(port), "--workers", str(workers)),
+            ],
             env=env,
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 * workers
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.output()}")
@@ -204,9 +217,9 @@ class ServerProcess:
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
+        self.process.terminate()  # with workers, the parent stops them first
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()

@@ -229,63 +229,34 @@ def sample_or_zero(text: str, name: str, **labels: str) -> float:
 def test_metrics_add_up_across_worker_processes(database, settings):
     """`cetgql serve --workers 2`: whichever worker answers a scrape reports both workers'
     requests (prometheus_client's multiprocess mode)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CETGQL_DATABASE_URL": database,
-        "CETGQL_SECRET_KEY": settings.secret_key,
-        "CETGQL_RUN_JOBS": "0",
-        "CETGQL_LOG_FORMAT": "json",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with tempfile.NamedTemporaryFile(prefix="cetgql-workers-", suffix=".log") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cetgql.cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, Path(log.name).read_text()
-                time.sleep(0.2)
+    server = ServerProcess(database, settings, {"CETGQL_LOG_FORMAT": "json"}, workers=2)
+    try:
 
-            def graphql_pids() -> set[int]:
-                entries = [
-                    json.loads(line)
-                    for line in Path(log.name).read_text().splitlines()
-                    if line.startswith("{")
-                ]
-                return {
-                    e["pid"]
-                    for e in entries
-                    if e.get("path") == "/graphql" and e.get("method") == "POST"
-                }
+        def graphql_pids() -> set[int]:
+            entries = [
+                json.loads(line) for line in server.output().splitlines() if line.startswith("{")
+            ]
+            return {
+                e["pid"]
+                for e in entries
+                if e.get("path") == "/graphql" and e.get("method") == "POST"
+            }
 
-            sent = 0
-            while len(graphql_pids()) < 2:  # until both workers have answered some
-                assert sent < 400, "one worker took every connection"
-                for _ in range(20):  # a new connection each time
-                    httpx.post(f"{url}/graphql", json={"query": "{ __typename }"})
-                    sent += 1
-                time.sleep(0.2)
-            for _ in range(10):
-                text = httpx.get(f"{url}/metrics").text
-                counted = sample(
-                    text, "cetgql_graphql_requests_total", operation_type="query", status="200"
-                )
-                assert counted == sent, text[:2000]
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+        sent = 0
+        while len(graphql_pids()) < 2:  # until both workers have answered some
+            assert sent < 400, "one worker took every connection"
+            for _ in range(20):  # a new connection each time
+                httpx.post(f"{server.url}/graphql", json={"query": "{ __typename }"})
+                sent += 1
+            time.sleep(0.2)
+        for _ in range(10):
+            text = httpx.get(f"{server.url}/metrics").text
+            counted = sample(
+                text, "cetgql_graphql_requests_total", operation_type="query", status="200"
+            )
+            assert counted == sent, text[:2000]
+    finally:
+        server.stop()
 
 
 def test_a_separate_worker_serves_its_job_runs(database, settings):

@@ -7,16 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ServerProcess
 
 CONNECTIONS = 60
 
@@ -70,59 +65,31 @@ def _owners(inodes: set[str]) -> dict[int, set[str]]:
 
 
 def test_connections_opened_together_reach_both_workers(database, settings):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CETGQL_DATABASE_URL": database,
-        "CETGQL_SECRET_KEY": settings.secret_key,
-        "CETGQL_RUN_JOBS": "0",
-        "CETGQL_LOG_FORMAT": "json",  # access lines carry the worker's pid
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with tempfile.NamedTemporaryFile(prefix="cetgql-workers-", suffix=".log") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cetgql.cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:  # both workers up: a refused health check means one is not yet
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, Path(log.name).read_text()
-                time.sleep(0.2)
-            while len(_listening_sockets(port)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.2)  # the second worker may still be starting
+    server = ServerProcess(database, settings, {"CETGQL_LOG_FORMAT": "json"}, workers=2)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_listening_sockets(server.port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the second worker may still be starting
+        # Each worker listens on a socket of its own, which is what lets the kernel spread
+        # connections; with uvicorn's shared socket there is one listening socket.
+        listening = _listening_sockets(server.port)
+        owners = _owners(set(listening))
+        assert len(listening) == 2, listening
+        assert len(owners) == 2 and all(len(s) == 1 for s in owners.values()), owners
 
-            # Each worker listens on a socket of its own, which is what lets the kernel spread
-            # connections; with uvicorn's shared socket there is one listening socket.
-            listening = _listening_sockets(port)
-            owners = _owners(set(listening))
-            assert len(listening) == 2, listening
-            assert len(owners) == 2 and all(len(s) == 1 for s in owners.values()), owners
+        asyncio.run(_burst(server.port))
 
-            asyncio.run(_burst(port))
-
-            served = Counter(
-                entry["pid"]
-                for entry in (
-                    json.loads(line)
-                    for line in Path(log.name).read_text().splitlines()
-                    if line.startswith("{")
-                )
-                if entry.get("path") == "/graphql"
+        served = Counter(
+            entry["pid"]  # JSON access lines carry the worker's pid
+            for entry in (
+                json.loads(line) for line in server.output().splitlines() if line.startswith("{")
             )
-            assert sum(served.values()) == CONNECTIONS, served
-            # Spread by the kernel across two sockets: an even split give or take chance
-            # (fewer than 12 of 60 on one side happens about once in 300,000 runs).
-            assert len(served) == 2, served
-            assert min(served.values()) >= 12, served
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+            if entry.get("path") == "/graphql"
+        )
+        assert sum(served.values()) == CONNECTIONS, served
+        # Spread by the kernel across two sockets: an even split give or take chance
+        # (fewer than 12 of 60 on one side happens about once in 300,000 runs).
+        assert len(served) == 2, served
+        assert min(served.values()) >= 12, served
+    finally:
+        server.stop()
