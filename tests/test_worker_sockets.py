@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
+
+import httpx
 
 from tests.conftest import ServerProcess
 
@@ -91,5 +94,31 @@ def test_connections_opened_together_reach_both_workers(database, settings):
         # (fewer than 12 of 60 on one side happens about once in 300,000 runs).
         assert len(served) == 2, served
         assert min(served.values()) >= 12, served
+    finally:
+        server.stop()
+
+
+def test_a_worker_that_dies_is_replaced_with_a_socket_of_its_own(database, settings):
+    """uvicorn's supervisor starts a new worker for one that died; it binds a socket of its
+    own like the others (the parent's socket pickles as "bind a socket like me")."""
+    server = ServerProcess(database, settings, workers=2)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_owners(set(_listening_sockets(server.port)))) < 2:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        before = _owners(set(_listening_sockets(server.port)))
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+
+        while True:  # a new worker, listening on a new socket, beside the survivor
+            owners = _owners(set(_listening_sockets(server.port)))
+            if len(owners) == 2 and victim not in owners:
+                break
+            assert time.monotonic() < deadline, (before, owners, server.output())
+            time.sleep(0.2)
+        assert set(owners) - set(before), owners
+        for _ in range(10):
+            assert httpx.post(f"{server.url}/graphql", json={"query": "{ __typename }"}).is_success
     finally:
         server.stop()
