@@ -24,7 +24,6 @@ their queries cost.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +53,8 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
+
+from cetgql.graphql.recent import RecentlyUsed
 
 MAX_COST = 10_000
 CONNECTION_DEFAULT_SIZE = 100  # StrawberryConfig(relay_max_results=100) in schema.py
@@ -211,8 +212,7 @@ class _Known:
 # costed once per page size, not on every request. Keyed by the text, not the parsed document:
 # graphql-core's AST nodes hash their whole subtree, so a lookup by document walked the tree
 # on every request, about what computing the cost itself takes.
-_COSTS: OrderedDict[tuple[int, str, str | None], _Known] = OrderedDict()
-_DOCUMENTS_KEPT = 512
+_COSTS: RecentlyUsed[tuple[int, str, str | None], _Known] = RecentlyUsed(512)
 _COSTS_PER_DOCUMENT = 64
 
 
@@ -225,14 +225,9 @@ def cached_operation_cost(
 ) -> int:
     """:func:`operation_cost` of ``document`` (parsed from ``query``), remembered per query
     text, operation and page-size variables."""
-    key = (id(schema), query, operation_name)
-    known = _COSTS.get(key)
-    if known is None:
-        known = _COSTS[key] = _Known(_page_variables(document))
-        if len(_COSTS) > _DOCUMENTS_KEPT:
-            _COSTS.popitem(last=False)
-    else:
-        _COSTS.move_to_end(key)
+    known = _COSTS.get_or_make(
+        (id(schema), query, operation_name), lambda: _Known(_page_variables(document))
+    )
     given = variables or {}
     page = tuple(repr(given.get(n)) for n in known.names)
     cost = known.costs.get(page)

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import logging
 import sysconfig
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from strawberry.extensions import (
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, validate_document
 
 from cetgql.graphql.cost import QueryCostLimiter
+from cetgql.graphql.recent import RecentlyUsed
 from cetgql.observability import current_request_id
 from cetgql.settings import get_settings
 
@@ -190,8 +190,7 @@ def _parse(query: str) -> DocumentNode:
 
 
 _ValidationKey = tuple[int, str, tuple[type[ASTValidationRule], ...]]
-_VALIDATED: OrderedDict[_ValidationKey, list[GraphQLError]] = OrderedDict()
-_VALIDATED_KEPT = 512
+_VALIDATED: RecentlyUsed[_ValidationKey, list[GraphQLError]] = RecentlyUsed(512)
 
 
 def _validated(
@@ -205,15 +204,9 @@ def _validated(
     Keyed by the text, not the document (Strawberry's ValidationCache keys by the document):
     graphql-core's AST nodes are frozen dataclasses whose hash walks the whole tree, uncached,
     so a lookup by document hashed every node of the query on every request."""
-    key = (id(schema), query, rules)
-    errors = _VALIDATED.get(key)
-    if errors is None:
-        errors = _VALIDATED[key] = validate_document(schema, document, rules)
-        if len(_VALIDATED) > _VALIDATED_KEPT:
-            _VALIDATED.popitem(last=False)
-    else:
-        _VALIDATED.move_to_end(key)
-    return errors
+    return _VALIDATED.get_or_make(
+        (id(schema), query, rules), lambda: validate_document(schema, document, rules)
+    )
 
 
 class PreparedDocuments(SchemaExtension):
